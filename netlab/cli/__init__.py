@@ -1,0 +1,1 @@
+"""The ``netlab`` command line: one module per subcommand (ipspace netlab style)."""

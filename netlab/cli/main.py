@@ -1,0 +1,76 @@
+"""Entry point: collects the subcommand modules and dispatches to one.
+
+Each subcommand lives in its own module exposing ``NAME``, ``HELP``,
+``configure(parser)`` and ``run(args) -> int``; adding a command is adding a
+module to ``COMMAND_MODULES``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from netlab import __version__
+from netlab.errors import NetlabError
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "up",
+    "run",
+    "down",
+    "status",
+    "exec_",
+    "check",
+    "validate",
+    "schema",
+    "doctor",
+    "traces",
+)
+
+
+def _load(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(f"netlab.cli.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"netlab.cli.{name}":
+            return None  # command not built yet
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="netlab",
+        description="A Linux network lab for congestion-control research.",
+    )
+    parser.add_argument("--version", action="version", version=f"netlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        module = _load(module_name)
+        if module is None:
+            continue
+        command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.configure(command)
+        command.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.handler(args)
+    except NetlabError as exc:
+        print(exc.render(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Typed scenario objects: what a validated scenario file becomes.
+
+Numbers are SI (seconds, bits per second, fractions); the YAML's unit strings
+are parsed once in the loader so nothing downstream re-parses units.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from shaping.spec import LinkShape
+
+FlowKind = Literal["probe", "rtc", "tcp"]
+
+
+@dataclass(frozen=True)
+class Direction:
+    """One direction of a link: a static shape and, later, a trace to replay."""
+
+    shape: LinkShape
+    trace: str | None = None
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    sysctls: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A point-to-point link; ``up`` shapes a→b, ``down`` shapes b→a."""
+
+    name: str
+    a: str
+    b: str
+    up: Direction
+    down: Direction
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Traffic between two hosts; kind-specific settings live in ``options``."""
+
+    id: str
+    kind: FlowKind
+    src: str
+    dst: str
+    start_s: float = 0.0
+    stop_s: float | None = None
+    options: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Agent:
+    host: str
+    checkpoint: str | None
+    deadline_s: float = 0.001
+    fallback: str = "keep"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    duration_s: float
+    seed: int
+    hosts: tuple[Host, ...]
+    links: tuple[Link, ...]
+    flows: tuple[Flow, ...] = ()
+    agents: tuple[Agent, ...] = ()
+    subnet: ipaddress.IPv4Network | None = None  # None: chosen to avoid the machine's routes
+    source: Path | None = None
+
+    def host(self, name: str) -> Host:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise KeyError(name)
