@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from netlab.units import format_rate
 from shaping.spec import LinkShape
 
 FlowKind = Literal["probe", "rtc", "tcp"]
+EstimatorKind = Literal["gcc", "policy", "fixed", "plugin"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,28 @@ class Flow:
     start_s: float = 0.0
     stop_s: float | None = None
     options: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """How an RTC flow sets its target rate (``Flow.options["estimator"]``).
+
+    ``gcc``: the rule-based Google Congestion Control baseline; ``policy``:
+    served by the receiver's agent; ``fixed``: a constant ``rate_bps``;
+    ``plugin``: an OpenNetLab-style estimator module at ``plugin`` (a path as
+    written, relative to the scenario file's directory).
+    """
+
+    kind: EstimatorKind
+    rate_bps: int | None = None
+    plugin: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "fixed":
+            return f"fixed:{format_rate(self.rate_bps or 0)}"
+        if self.kind == "plugin":
+            return f"plugin:{self.plugin}"
+        return self.kind
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,95 @@
+"""Pacer: releases queued RTP packets at a multiple of the target rate.
+
+After libwebrtc's PacingController in periodic mode: every 5 ms a media
+budget grows by pacing_rate × elapsed (capped at 500 ms worth, and, as in
+IntervalBudget without build-up, unused budget is not saved); video packets
+go out while the budget is positive and each one spends its size, so
+frames leave as short bursts spread over the frame interval instead of one
+line-rate burst. The pacing rate is 2.5 × the target (libwebrtc's default
+pace multiplier). Audio is not held back (libwebrtc does not pace audio by
+default) but spends budget. If the queue would take more than 2 s to drain
+at the pacing rate, the rate is raised to drain it in 2 s (libwebrtc's
+kMaxExpectedQueueLength).
+
+Clock injected: ``process(now_us)`` returns the packets to send now.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from endpoints.rtc.rtp import RtpPacket
+
+DEFAULT_PACING_FACTOR = 2.5
+DEFAULT_PROCESS_INTERVAL_US = 5_000
+BUDGET_WINDOW_US = 500_000
+MAX_EXPECTED_QUEUE_US = 2_000_000
+
+
+class Pacer:
+    def __init__(self, target_bps: float, *, pacing_factor: float = DEFAULT_PACING_FACTOR,
+                 process_interval_us: int = DEFAULT_PROCESS_INTERVAL_US) -> None:
+        if pacing_factor <= 0:
+            raise ValueError("pacing_factor must be positive")
+        self.pacing_factor = pacing_factor
+        self.process_interval_us = process_interval_us
+        self.pacing_rate_bps = pacing_factor * target_bps
+        self._budget_bytes = 0.0
+        self._last_process_us: int | None = None
+        self._audio: deque[RtpPacket] = deque()
+        self._video: deque[RtpPacket] = deque()
+        self._queued_bytes = 0
+
+    def set_target(self, target_bps: float) -> None:
+        self.pacing_rate_bps = self.pacing_factor * max(0.0, target_bps)
+
+    def enqueue(self, packet: RtpPacket, *, audio: bool = False) -> None:
+        (self._audio if audio else self._video).append(packet)
+        self._queued_bytes += packet.size
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
+
+    @property
+    def queued_packets(self) -> int:
+        return len(self._audio) + len(self._video)
+
+    def effective_rate_bps(self) -> float:
+        drain_rate = self._queued_bytes * 8 * 1_000_000 / MAX_EXPECTED_QUEUE_US
+        return max(self.pacing_rate_bps, drain_rate)
+
+    def next_process_time_us(self) -> int:
+        if self._last_process_us is None:
+            return 0
+        return self._last_process_us + self.process_interval_us
+
+    def process(self, now_us: int) -> list[RtpPacket]:
+        rate = self.effective_rate_bps()
+        if self._last_process_us is None:
+            elapsed_us = self.process_interval_us
+        else:
+            elapsed_us = max(0, now_us - self._last_process_us)
+        self._last_process_us = now_us
+        self._increase_budget(rate, elapsed_us)
+        out: list[RtpPacket] = []
+        while self._audio:
+            out.append(self._pop(self._audio, rate))
+        while self._video and self._budget_bytes > 0:
+            out.append(self._pop(self._video, rate))
+        return out
+
+    def _increase_budget(self, rate_bps: float, elapsed_us: int) -> None:
+        max_bytes = rate_bps / 8 * BUDGET_WINDOW_US / 1e6
+        grant = rate_bps / 8 * elapsed_us / 1e6
+        if self._budget_bytes < 0:
+            self._budget_bytes = min(self._budget_bytes + grant, max_bytes)  # pay off debt
+        else:
+            self._budget_bytes = min(grant, max_bytes)  # no saving of unused budget
+
+    def _pop(self, queue: deque[RtpPacket], rate_bps: float) -> RtpPacket:
+        packet = queue.popleft()
+        self._queued_bytes -= packet.size
+        max_bytes = rate_bps / 8 * BUDGET_WINDOW_US / 1e6
+        self._budget_bytes = max(self._budget_bytes - packet.size, -max_bytes)
+        return packet

@@ -1,0 +1,81 @@
+"""Applies each link direction's shape with the backend preflight chose.
+
+Kernel backend: a tc shaper on the egress of every link end.  User
+backend: one link process per link moving packets between the two ends.
+The handles stay open for the lab's lifetime so shapes can change in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import psutil
+
+from netlab.lab.builder import NetlinkPool
+from netlab.lab.plan import LabPlan
+from netlab.lab.state import StateJournal
+from netlab.preflight import KernelCapabilities
+
+Backend = Literal["kernel", "user"]
+
+
+@dataclass
+class LinkShaping:
+    """Live shaping handles of a lab, keyed by (host, interface) or link."""
+
+    pool: NetlinkPool = field(default_factory=NetlinkPool)
+    shapers: dict[tuple[str, str], object] = field(default_factory=dict)
+    user_links: dict[str, object] = field(default_factory=dict)
+
+    def create_user_links(self, plan: LabPlan, journal: StateJournal) -> None:
+        from shaping.userlink import create_link_interfaces
+
+        for name, (end_a, end_b) in plan.links.items():
+            create_link_interfaces(
+                name, plan.hosts[end_a.host].namespace, end_a.name,
+                plan.hosts[end_b.host].namespace, end_b.name,
+                record=lambda kind, obj, ns: journal.record(kind, obj, ns),  # type: ignore[arg-type]
+            )
+
+    def release(self) -> None:
+        """Close this process's handles; the shaping itself stays in place."""
+        self.shapers.clear()
+        self.pool.close()
+
+    def stop(self) -> None:
+        for handle in self.user_links.values():
+            handle.stop()  # type: ignore[attr-defined]
+        self.user_links.clear()
+        self.shapers.clear()
+        self.pool.close()
+
+
+def shape_lab(shaping: LinkShaping, plan: LabPlan, journal: StateJournal, build_pool: NetlinkPool,
+              backend: Backend, caps: KernelCapabilities) -> None:
+    if backend == "kernel":
+        from shaping.tc import make_shaper
+
+        for iface in plan.interfaces():
+            namespace = plan.hosts[iface.host].namespace
+            shaper = make_shaper("htb", shaping.pool.get(namespace), iface.name,
+                                 netem=caps.has_qdisc("netem"))
+            shaper.apply(iface.egress.shape)
+            shaping.shapers[(iface.host, iface.name)] = shaper
+        return
+    from shaping.userlink import DirectionConfig, UserLinkSpec, start_link
+
+    for name, (end_a, end_b) in plan.links.items():
+        spec = UserLinkSpec(
+            link_id=name,
+            ns_a=plan.hosts[end_a.host].namespace, if_a=end_a.name,
+            ns_b=plan.hosts[end_b.host].namespace, if_b=end_b.name,
+            a_to_b=DirectionConfig(shape=end_a.egress.shape),
+            b_to_a=DirectionConfig(shape=end_b.egress.shape),
+            run_dir=journal.path.parent / "links" / name,
+        )
+        spec.run_dir.mkdir(parents=True, exist_ok=True)
+        handle = start_link(spec)
+        journal.record("process", str(handle.pid),
+                       pid_start=psutil.Process(handle.pid).create_time())
+        shaping.user_links[name] = handle

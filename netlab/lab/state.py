@@ -1,0 +1,138 @@
+"""The lab's journal: every object is written down before it is made.
+
+``netlab down`` replays this journal backwards, so it removes exactly what
+the lab made -- after a clean exit, an exception or a SIGKILL -- and never
+anything it did not record.  Writes are atomic (write + rename) so a crash
+mid-write leaves the previous, still-valid journal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from netlab.paths import lab_dir, run_root, state_path
+
+ObjectKind = Literal["netns", "link", "process", "file", "dir"]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One object the lab made (or is about to make)."""
+
+    kind: ObjectKind
+    name: str
+    netns: str | None = None
+    pid_start: float | None = None  # a process's start time, so a reused pid is never killed
+
+
+@dataclass
+class LabState:
+    lab: str
+    owner_pid: int
+    created: float
+    scenario_path: str | None = None
+    subnet: str | None = None
+    backend: str | None = None
+    status: str = "building"
+    objects: list[Recorded] = field(default_factory=list)
+    plan: dict[str, Any] = field(default_factory=dict)  # netlab.lab.plan.plan_to_json
+
+    @property
+    def hosts(self) -> dict[str, Any]:
+        hosts: dict[str, Any] = self.plan.get("hosts", {})
+        return hosts
+
+    @property
+    def links(self) -> dict[str, Any]:
+        links: dict[str, Any] = self.plan.get("links", {})
+        return links
+
+    @property
+    def namespaces(self) -> list[str]:
+        return [o.name for o in self.objects if o.kind == "netns"]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["namespaces"] = self.namespaces
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LabState:
+        objects = [Recorded(**o) for o in data.get("objects", [])]
+        return cls(
+            lab=data["lab"],
+            owner_pid=int(data.get("owner_pid", 0)),
+            created=float(data.get("created", 0.0)),
+            scenario_path=data.get("scenario_path"),
+            subnet=data.get("subnet"),
+            backend=data.get("backend"),
+            status=data.get("status", "unknown"),
+            objects=objects,
+            plan=data.get("plan", {}),
+        )
+
+
+class StateJournal:
+    """Owns one lab's state file; ``record`` persists before returning."""
+
+    def __init__(self, state: LabState) -> None:
+        self.state = state
+        self.path = state_path(state.lab)
+
+    @classmethod
+    def start(cls, lab: str, **fields: Any) -> StateJournal:
+        lab_dir(lab).mkdir(parents=True, exist_ok=True)
+        journal = cls(LabState(lab=lab, owner_pid=os.getpid(), created=time.time(), **fields))
+        journal.save()
+        return journal
+
+    def record(self, kind: ObjectKind, name: str, netns: str | None = None,
+               pid_start: float | None = None) -> None:
+        self.state.objects.append(Recorded(kind, name, netns, pid_start))
+        self.save()
+
+    def set(self, **fields: Any) -> None:
+        for key, value in fields.items():
+            setattr(self.state, key, value)
+        self.save()
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state.to_json(), indent=1))
+        os.replace(tmp, self.path)
+
+
+def load(lab: str) -> LabState | None:
+    try:
+        return LabState.from_json(json.loads(state_path(lab).read_text()))
+    except FileNotFoundError:
+        return None
+
+
+def all_labs() -> list[LabState]:
+    root = run_root()
+    if not root.is_dir():
+        return []
+    labs: list[LabState] = []
+    for entry in sorted(root.iterdir()):
+        state = load(entry.name) if entry.is_dir() else None
+        if state is not None:
+            labs.append(state)
+    return labs
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return Path(f"/proc/{pid}").exists()

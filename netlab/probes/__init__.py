@@ -1,0 +1,1 @@
+"""Built-in measurement flows: UDP echo RTT and TCP bulk link probes."""

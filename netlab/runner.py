@@ -1,0 +1,147 @@
+"""Runs a lab's flows for the scenario's duration and measures them.
+
+Until RTC and TCP endpoints exist, the runnable flow is the built-in link
+probe: per link direction, an idle UDP echo RTT and a TCP bulk transfer
+that measures the rate the direction really delivers.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from netlab.errors import NetlabError
+from netlab.lab.plan import Interface, LabPlan
+from netlab.probes.bulk import bulk_transfer
+from netlab.probes.echo import EchoServers, ping
+
+WIRE_GOODPUT = 1448 / 1514  # TCP payload share of a full Ethernet frame (timestamps on)
+RAMP_SKIP_S = 0.5
+
+
+@dataclass
+class ProbeMeasurement:
+    link: str
+    direction: str  # "up" (a->b) or "down" (b->a)
+    src: str
+    dst: str
+    asked_rate_bps: int | None
+    asked_delay_s: float
+    recv_rate_bps: float
+    rtt_samples_s: list[float] = field(default_factory=list)
+    echo_loss: float = 0.0
+
+    def percentile_ms(self, q: float) -> float | None:
+        if not self.rtt_samples_s:
+            return None
+        ordered = sorted(self.rtt_samples_s)
+        index = min(len(ordered) - 1, round(q * (len(ordered) - 1)))
+        return ordered[index] * 1e3 / 2  # one way: half the idle RTT
+
+
+def _directions(plan: LabPlan) -> list[tuple[str, str, Interface, Interface]]:
+    out = []
+    for name, (end_a, end_b) in plan.links.items():
+        out.append((name, "up", end_a, end_b))
+        out.append((name, "down", end_b, end_a))
+    return out
+
+
+def probe_links(plan: LabPlan, duration_s: float,
+                progress: Callable[[str, float], None] | None = None) -> list[ProbeMeasurement]:
+    """Measure every link direction in turn within ``duration_s``."""
+    directions = _directions(plan)
+    if not directions:
+        raise NetlabError("the scenario has no links to probe", where="links",
+                          fix="add at least one link")
+    slice_s = max(1.0, duration_s / len(directions))
+    results: list[ProbeMeasurement] = []
+    namespaces = [h.namespace for h in plan.hosts.values()]
+    with EchoServers(namespaces):
+        for index, (link, direction, out, into) in enumerate(directions):
+            if progress:
+                progress(f"{link} {direction}", index / len(directions))
+            src_ns = plan.hosts[out.host].namespace
+            dst_ns = plan.hosts[into.host].namespace
+            echo = ping(src_ns, str(into.address.ip), count=10, interval_s=0.005)
+            bulk = bulk_transfer(src_ns, dst_ns, str(into.address.ip), slice_s,
+                                 port=5201 + index)
+            results.append(ProbeMeasurement(
+                link, direction, out.host, into.host, out.egress.shape.rate_bps,
+                out.egress.shape.delay_s, bulk.rate_bps(skip_s=min(RAMP_SKIP_S, slice_s / 3)),
+                list(echo.rtts_s), echo.loss))
+    if progress:
+        progress("done", 1.0)
+    return results
+
+
+def probe_flow_results(measurements: list[ProbeMeasurement]) -> list[dict[str, Any]]:
+    flows = []
+    for m in measurements:
+        flows.append({
+            "id": f"probe-{m.link}-{m.direction}",
+            "kind": "probe",
+            "from": m.src,
+            "to": m.dst,
+            "cc": "cubic",
+            "metrics": {
+                "recv_rate_bps": m.recv_rate_bps,
+                "delay_p50_ms": m.percentile_ms(0.5),
+                "delay_p95_ms": m.percentile_ms(0.95),
+                "delay_p99_ms": m.percentile_ms(0.99),
+                "loss": m.echo_loss,
+                "rtt_idle_ms": (statistics.median(m.rtt_samples_s) * 1e3
+                                if m.rtt_samples_s else None),
+                "asked_rate_bps": m.asked_rate_bps,
+                "goodput_over_rate": (m.recv_rate_bps / m.asked_rate_bps
+                                      if m.asked_rate_bps else None),
+            },
+            "scores": {},
+        })
+    return flows
+
+
+def probe_fidelity(measurements: list[ProbeMeasurement], *,
+                   max_rate_error: float = 0.05, max_delay_error_ms: float = 1.0
+                   ) -> dict[str, Any]:
+    """How closely each probed direction delivered what was asked.
+
+    Capacity error compares goodput with the asked rate's TCP payload share
+    (1448/1514); delay error compares half the idle RTT with the asked delay.
+    """
+    links = []
+    faithful = True
+    for m in measurements:
+        entry: dict[str, Any] = {"link": m.link, "direction": m.direction,
+                                 "timing_err_ms": None, "loss_asked": None, "loss_seen": None}
+        if m.asked_rate_bps:
+            expected = m.asked_rate_bps * WIRE_GOODPUT
+            entry["capacity_mape"] = abs(m.recv_rate_bps - expected) / expected
+            faithful &= entry["capacity_mape"] <= max_rate_error
+        else:
+            entry["capacity_mape"] = None
+        if m.rtt_samples_s:
+            errors = sorted(abs(r / 2 - m.asked_delay_s) * 1e3 for r in m.rtt_samples_s)
+            entry["delay_err_ms"] = {"p50": errors[len(errors) // 2],
+                                     "p99": errors[min(len(errors) - 1,
+                                                       round(0.99 * (len(errors) - 1)))]}
+            faithful &= entry["delay_err_ms"]["p99"] <= max_delay_error_ms
+        else:
+            entry["delay_err_ms"] = None
+            faithful = False
+        links.append(entry)
+    return {"faithful": faithful, "method": "link probe (TCP bulk + UDP echo)",
+            "thresholds": {"capacity_mape": max_rate_error, "delay_err_ms_p99": max_delay_error_ms},
+            "links": links}
+
+
+def wait_for(duration_s: float, tick: Callable[[float], None] | None = None) -> None:
+    """Sleep until an absolute deadline on the monotonic clock."""
+    deadline = time.monotonic() + duration_s
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 0.25))
+        if tick:
+            tick(1.0 - max(0.0, deadline - time.monotonic()) / duration_s)

@@ -1,0 +1,70 @@
+"""The foreground part of ``up`` and ``run``: build, run, collect, maybe down.
+
+SIGTERM is turned into KeyboardInterrupt so Ctrl-C and a plain ``kill``
+share one clean-up path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from netlab.lab import lifecycle
+from netlab.results import build_results, new_run_dir, print_summary, write_results
+from netlab.runner import probe_fidelity, probe_flow_results, probe_links
+from netlab.scenario.model import Scenario
+
+
+def _sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def install_sigterm_handler() -> None:
+    signal.signal(signal.SIGTERM, _sigterm)
+
+
+def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IPv4Network | None,
+                out_base: Path, quiet: bool, keep_up: bool) -> Path:
+    """Build the lab, run its flows for the duration and write results.
+
+    The lab is torn down on any exception, Ctrl-C or SIGTERM; after a normal
+    end it stays up when ``keep_up`` (``netlab up``), else it goes down.
+    """
+    console = Console(stderr=True, quiet=quiet)
+    install_sigterm_handler()
+    built = time.monotonic()
+    lab = lifecycle.up(scenario, backend=backend, subnet=subnet)
+    finished = False
+    try:
+        console.print(f"[green]up[/green] {lab.name}: {len(lab.plan.hosts)} hosts, "
+                      f"{len(lab.plan.links)} links, {lab.backend} shaping, subnet "
+                      f"{lab.plan.subnet} ({time.monotonic() - built:.2f} s)")
+        started = time.time()
+        with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
+                      console=console, transient=True, disable=quiet) as progress:
+            task = progress.add_task("probing links", total=1.0)
+            measurements = probe_links(
+                lab.plan, scenario.duration_s,
+                progress=lambda what, done: progress.update(task, completed=done,
+                                                            description=f"probing {what}"))
+        results = build_results(scenario, lab.backend, probe_flow_results(measurements),
+                                probe_fidelity(measurements), started=started, ended=time.time())
+        run_dir = new_run_dir(out_base, scenario.name)
+        write_results(run_dir, results)
+        print_summary(results, run_dir, Console(quiet=quiet))
+        finished = True
+        return run_dir
+    finally:
+        if not (finished and keep_up):
+            report = lab.down()
+            console.print(f"[green]down[/green] {lab.name}: removed {len(report.removed)} objects")
+        else:
+            lab.shaping.release()
+            console.print(f"lab {lab.name} stays up: 'netlab exec {lab.name} HOST -- CMD', "
+                          f"'netlab check {lab.name}', then 'netlab down {lab.name}'")
