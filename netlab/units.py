@@ -68,6 +68,8 @@ PACKET_UNITS = ("pkt", "pkts", "packet", "packets")
 
 # The smallest rate tc can express is one byte per second.
 MIN_RATE_BPS = 8
+# Larger numbers are typos, and would overflow once multiplied by a unit.
+MAX_NUMBER = 1e15
 
 _NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 _QUANTITY = re.compile(rf"^\s*({_NUMBER})\s*(\S*)\s*$")
@@ -102,7 +104,10 @@ def _split(text: str, expected: str) -> _Quantity:
     if match is None:
         raise UnitError(expected, repr(text))
     number_text, unit = match.group(1), match.group(2)
-    return _Quantity(float(number_text), number_text.lstrip("+"), unit)
+    number = float(number_text)
+    if abs(number) > MAX_NUMBER:
+        raise UnitError(expected, repr(text), "the number is implausibly large")
+    return _Quantity(number, number_text.lstrip("+"), unit)
 
 
 def _no_unit(quantity: _Quantity, text: str, expected: str, example_units: str) -> UnitError:
@@ -163,7 +168,7 @@ def parse_duration(text: str) -> float:
 # ------------------------------------------------------------------------- rates
 
 
-_AMBIGUOUS_RATE = re.compile(r"^([kmgt]?)(bps|b/s|bit/sec|bits/s|bits)$", re.IGNORECASE)
+_AMBIGUOUS_RATE = re.compile(r"^([kmgtKMGT]?)(bps|BPS|Bps|b|bits|bit/sec|bits/sec)$")
 
 
 def _rate_hint(quantity: _Quantity) -> str | None:
@@ -175,6 +180,8 @@ def _rate_hint(quantity: _Quantity) -> str | None:
     bits = f"{quantity.number_text}{prefix}bit".replace("mbit", "Mbit").replace("gbit", "Gbit")
     bits = bits.replace("tbit", "Tbit")
     byte_unit = {"": "B", "k": "kB", "m": "MB", "g": "GB", "t": "TB"}[prefix]
+    if ambiguous.group(2) == "b":  # lower-case b is bits (Mb/s); B was handled as bytes
+        return f"write {bits} for bits per second"
     if ambiguous.group(2).lower() == "bps":
         return (
             f"{unit!r} is ambiguous (tc reads it as bytes per second, most tools as bits); "
@@ -189,6 +196,13 @@ def parse_rate(text: str) -> int:
     expected = RATE_EXPECTED
     quantity = _split(text, expected)
     if quantity.unit == "":
+        if quantity.number >= MIN_RATE_BPS:
+            as_bits = format_rate(quantity.number)
+            raise UnitError(
+                expected,
+                f"{text!r} (a number without a unit)",
+                f"add a unit: {as_bits} if you meant {quantity.number_text} bits per second",
+            )
         raise _no_unit(quantity, text, expected, "{n}Mbit or {n}kbit")
     unit = quantity.unit
     multiplier: int | None = None

@@ -56,7 +56,7 @@ class VideoModel:
         if fps <= 0:
             raise ValueError("fps must be positive")
         if key_frame_ratio < 1:
-            raise ValueError("key_frame_ratio must be >= 1 (a key frame is not smaller than a P-frame)")
+            raise ValueError("key_frame_ratio must be >= 1 (a key frame is not smaller)")
         self.fps = fps
         self.frame_interval_us = 1_000_000 / fps
         self.gop_frames = max(1, round(key_frame_interval_s * fps))
@@ -76,6 +76,8 @@ class VideoModel:
     def set_target(self, bitrate_bps: float, now_us: int) -> None:
         self._advance_rate(now_us)
         self.target_bps = max(0.0, float(bitrate_bps))
+        if self.lag_time_constant_s == 0:
+            self.encoder_bps = self.target_bps
 
     def _advance_rate(self, now_us: int) -> None:
         dt = max(0, now_us - self._last_rate_update_us) / 1e6

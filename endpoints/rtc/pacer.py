@@ -7,9 +7,9 @@ go out while the budget is positive and each one spends its size, so
 frames leave as short bursts spread over the frame interval instead of one
 line-rate burst. The pacing rate is 2.5 × the target (libwebrtc's default
 pace multiplier). Audio is not held back (libwebrtc does not pace audio by
-default) but spends budget. If the queue would take more than 2 s to drain
-at the pacing rate, the rate is raised to drain it in 2 s (libwebrtc's
-kMaxExpectedQueueLength).
+default) but spends budget. If the queue would not drain within 2 s of its
+packets' average enqueue time (libwebrtc's kMaxExpectedQueueLength), the
+rate is raised to the one that drains it by then.
 
 Clock injected: ``process(now_us)`` returns the packets to send now.
 """
@@ -36,16 +36,18 @@ class Pacer:
         self.pacing_rate_bps = pacing_factor * target_bps
         self._budget_bytes = 0.0
         self._last_process_us: int | None = None
-        self._audio: deque[RtpPacket] = deque()
-        self._video: deque[RtpPacket] = deque()
+        self._audio: deque[tuple[RtpPacket, int]] = deque()  # (packet, enqueue µs)
+        self._video: deque[tuple[RtpPacket, int]] = deque()
         self._queued_bytes = 0
+        self._enqueue_time_sum_us = 0
 
     def set_target(self, target_bps: float) -> None:
         self.pacing_rate_bps = self.pacing_factor * max(0.0, target_bps)
 
-    def enqueue(self, packet: RtpPacket, *, audio: bool = False) -> None:
-        (self._audio if audio else self._video).append(packet)
+    def enqueue(self, packet: RtpPacket, now_us: int, *, audio: bool = False) -> None:
+        (self._audio if audio else self._video).append((packet, now_us))
         self._queued_bytes += packet.size
+        self._enqueue_time_sum_us += now_us
 
     @property
     def queued_bytes(self) -> int:
@@ -55,8 +57,13 @@ class Pacer:
     def queued_packets(self) -> int:
         return len(self._audio) + len(self._video)
 
-    def effective_rate_bps(self) -> float:
-        drain_rate = self._queued_bytes * 8 * 1_000_000 / MAX_EXPECTED_QUEUE_US
+    def effective_rate_bps(self, now_us: int) -> float:
+        """The pacing rate, raised if needed to drain the queue in time."""
+        if not self.queued_packets:
+            return self.pacing_rate_bps
+        average_wait_us = now_us - self._enqueue_time_sum_us / self.queued_packets
+        time_left_us = max(1_000.0, MAX_EXPECTED_QUEUE_US - average_wait_us)
+        drain_rate = self._queued_bytes * 8 * 1_000_000 / time_left_us
         return max(self.pacing_rate_bps, drain_rate)
 
     def next_process_time_us(self) -> int:
@@ -65,7 +72,7 @@ class Pacer:
         return self._last_process_us + self.process_interval_us
 
     def process(self, now_us: int) -> list[RtpPacket]:
-        rate = self.effective_rate_bps()
+        rate = self.effective_rate_bps(now_us)
         if self._last_process_us is None:
             elapsed_us = self.process_interval_us
         else:
@@ -87,9 +94,10 @@ class Pacer:
         else:
             self._budget_bytes = min(grant, max_bytes)  # no saving of unused budget
 
-    def _pop(self, queue: deque[RtpPacket], rate_bps: float) -> RtpPacket:
-        packet = queue.popleft()
+    def _pop(self, queue: deque[tuple[RtpPacket, int]], rate_bps: float) -> RtpPacket:
+        packet, enqueued_us = queue.popleft()
         self._queued_bytes -= packet.size
+        self._enqueue_time_sum_us -= enqueued_us
         max_bytes = rate_bps / 8 * BUDGET_WINDOW_US / 1e6
         self._budget_bytes = max(self._budget_bytes - packet.size, -max_bytes)
         return packet

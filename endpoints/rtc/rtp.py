@@ -79,7 +79,8 @@ class RtpPacket:
             for ext_id, data in self.extensions.items():
                 if not (1 <= ext_id <= 255 and len(data) <= 255):
                     raise PacketError(
-                        f"RTP header extension id {ext_id} with {len(data)} bytes cannot be encoded",
+                        f"RTP header extension id {ext_id} with {len(data)} bytes "
+                        "cannot be encoded",
                         where="RtpPacket.extensions",
                         fix="use ids 1..255 and at most 255 bytes per element (RFC 8285 §4.3)",
                     )

@@ -59,11 +59,13 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         return 0 if can_run else 1
-    source = "cached probe" if caps.from_cache else "probed"
-    table = Table(
-        title=f"netlab doctor: kernel {caps.kernel_release} "
-        f"({source} in {caps.probe_seconds * 1e3:.0f} ms)"
-    )
+    if not caps.probed:
+        how = "not probed"
+    elif caps.from_cache:
+        how = f"cached probe, {caps.probe_seconds * 1e3:.0f} ms when made"
+    else:
+        how = f"probed in {caps.probe_seconds * 1e3:.0f} ms"
+    table = Table(title=f"netlab doctor: kernel {caps.kernel_release} ({how})")
     for column in ("probe", "status", "detail", "fix"):
         table.add_column(column, overflow="fold")
     for result in results:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 
 from netlab.scenario.schema import scenario_json_schema
 
 NAME = "schema"
-HELP = "print the JSON Schema (draft 2020-12) of scenario files"
+HELP = "Print the JSON Schema (draft 2020-12) of scenario files, for editors."
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -18,5 +20,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(json.dumps(scenario_json_schema(), indent=args.indent, ensure_ascii=False))
+    try:
+        print(json.dumps(scenario_json_schema(), indent=args.indent, ensure_ascii=False))
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. `netlab schema | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 from pathlib import Path
 
@@ -14,19 +13,27 @@ from shaping.traces import (
     GenetParams,
     Trace,
     TraceError,
+    corpus,
     format_for_path,
     generate,
     load_trace,
     steps,
     write_trace,
 )
-from shaping.traces import corpus
 
 NAME = "traces"
 HELP = "list, inspect, convert, generate and plot bandwidth traces"
 
-_RATE_UNITS = {"bit": 1.0, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9,
-               "bps": 1.0, "kbps": 1e3, "mbps": 1e6, "gbps": 1e9}
+_RATE_UNITS = {
+    "bit": 1.0,
+    "kbit": 1e3,
+    "mbit": 1e6,
+    "gbit": 1e9,
+    "bps": 1.0,
+    "kbps": 1e3,
+    "mbps": 1e6,
+    "gbps": 1e9,
+}
 _TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0}
 _NUMBER = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 
@@ -63,7 +70,9 @@ def parse_loss(text: str, option: str = "--loss") -> float:
             f"{text!r} is not a loss rate", where=option, fix="write 0.5% or 0.005"
         ) from None
     if not 0 <= value <= 1:
-        raise NetlabError(f"loss {text!r} is outside 0..100%", where=option, fix="write 0.5% or 0.005")
+        raise NetlabError(
+            f"loss {text!r} is outside 0..100%", where=option, fix="write 0.5% or 0.005"
+        )
     return value
 
 
@@ -111,8 +120,11 @@ def trace_stats(trace: Trace, granularity_s: float = 0.1) -> dict[str, object]:
     }
     if trace.opportunities_ms is not None:
         stats["opportunities"] = len(trace.opportunities_ms)
-    for key, values in (("delay_s", trace.delays_s), ("loss", trace.losses),
-                        ("jitter_s", trace.jitters_s)):
+    for key, values in (
+        ("delay_s", trace.delays_s),
+        ("loss", trace.losses),
+        ("jitter_s", trace.jitters_s),
+    ):
         if values is not None:
             stats[key] = {"min": min(values), "max": max(values)}
     if trace.queue_packets is not None:
@@ -126,27 +138,41 @@ def _mbit(bps: object) -> str:
     return f"{float(bps) / 1e6:.3f} Mbit/s" if isinstance(bps, int | float) else str(bps)
 
 
+def _num(stats: dict[str, object], key: str) -> float:
+    value = stats[key]
+    assert isinstance(value, int | float)
+    return float(value)
+
+
 def _print_stats(stats: dict[str, object]) -> None:
     print(f"trace      {stats['name']}  ({stats['format']})")
-    print(f"length     {stats['period_s']:.3f} s, {'loops' if stats['loop'] else 'holds the last value'}"
-          f", {stats['segments']} segments")
+    print(
+        f"length     {stats['period_s']:.3f} s, "
+        f"{'loops' if stats['loop'] else 'holds the last value'}"
+        f", {stats['segments']} segments"
+    )
     if "opportunities" in stats:
         print(f"packets    {stats['opportunities']} delivery opportunities of 1504 B per period")
     print(f"mean rate  {_mbit(stats['mean_rate_bps'])}")
-    granularity_ms = float(str(stats["stats_granularity_s"])) * 1000
-    print(f"rate       min {_mbit(stats['min_rate_bps'])}, p5 {_mbit(stats['p5_rate_bps'])}, "
-          f"p50 {_mbit(stats['p50_rate_bps'])}, p95 {_mbit(stats['p95_rate_bps'])}, "
-          f"max {_mbit(stats['max_rate_bps'])} (over {granularity_ms:g} ms bins)")
-    print(f"outage     {float(str(stats['outage_fraction'])) * 100:.1f} % of the time at zero capacity")
-    for key, label, scale, unit in (("delay_s", "delay", 1000, "ms one-way"),
-                                    ("loss", "loss", 100, "%"), ("jitter_s", "jitter", 1000, "ms")):
+    granularity_ms = _num(stats, "stats_granularity_s") * 1000
+    print(
+        f"rate       min {_mbit(stats['min_rate_bps'])}, p5 {_mbit(stats['p5_rate_bps'])}, "
+        f"p50 {_mbit(stats['p50_rate_bps'])}, p95 {_mbit(stats['p95_rate_bps'])}, "
+        f"max {_mbit(stats['max_rate_bps'])} (over {granularity_ms:g} ms bins)"
+    )
+    print(f"outage     {_num(stats, 'outage_fraction') * 100:.1f} % of the time at zero capacity")
+    for key, label, scale, unit in (
+        ("delay_s", "delay", 1000, "ms one-way"),
+        ("loss", "loss", 100, "%"),
+        ("jitter_s", "jitter", 1000, "ms"),
+    ):
         value = stats.get(key)
         if isinstance(value, dict):
             print(f"{label:<10} {value['min'] * scale:g}..{value['max'] * scale:g} {unit}")
     if "queue_packets" in stats:
         print(f"queue      {stats['queue_packets']} packets")
     if "delay_noise_s" in stats:
-        print(f"delay noise up to {float(str(stats['delay_noise_s'])) * 1000:g} ms per packet")
+        print(f"delay noise up to {_num(stats, 'delay_noise_s') * 1000:g} ms per packet")
 
 
 # -- subcommands ------------------------------------------------------------
@@ -165,8 +191,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     width = max(len(entry.name) for entry in entries)
     for entry in entries:
         trace = load_trace(str(entry.path))
-        print(f"{entry.name:<{width}}  {trace.source_format:<10}  {trace.period_s:8.1f} s"
-              f"  {_mbit(trace.mean_rate_bps()):>16}")
+        print(
+            f"{entry.name:<{width}}  {trace.source_format:<10}  {trace.period_s:8.1f} s"
+            f"  {_mbit(trace.mean_rate_bps()):>16}"
+        )
     return 0
 
 
@@ -187,8 +215,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     fmt = args.to or format_for_path(destination)
     write_trace(trace, destination, fmt)
     written = load_trace(str(destination), format=fmt)
-    print(f"wrote {destination} ({fmt}): {written.period_s:.3f} s, "
-          f"mean {_mbit(written.mean_rate_bps())} (source {_mbit(trace.mean_rate_bps())})")
+    print(
+        f"wrote {destination} ({fmt}): {written.period_s:.3f} s, "
+        f"mean {_mbit(written.mean_rate_bps())} (source {_mbit(trace.mean_rate_bps())})"
+    )
     return 0
 
 
@@ -213,8 +243,15 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.steps:
         trace = steps(_parse_steps(args.steps), delay_s=delay, loss=loss, name=destination.name)
     else:
-        missing = [opt for opt, value in (("--min-bw", args.min_bw), ("--max-bw", args.max_bw),
-                                          ("--duration", args.duration)) if value is None]
+        missing = [
+            opt
+            for opt, value in (
+                ("--min-bw", args.min_bw),
+                ("--max-bw", args.max_bw),
+                ("--duration", args.duration),
+            )
+            if value is None
+        ]
         if missing:
             raise NetlabError(
                 f"missing {', '.join(missing)}",
@@ -229,14 +266,18 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             delay_s=delay or 0.0,
             queue_packets=parse_packets(args.queue) if args.queue else None,
             loss=loss or 0.0,
-            delay_noise_s=parse_time(args.delay_noise, "--delay-noise") if args.delay_noise else 0.0,
+            delay_noise_s=parse_time(args.delay_noise, "--delay-noise")
+            if args.delay_noise
+            else 0.0,
             seed=args.seed,
             loop=args.loop,
         )
         trace = generate(params, name=destination.name)
     fmt = args.format or format_for_path(destination)
     write_trace(trace, destination, fmt)
-    print(f"wrote {destination} ({fmt}): {trace.period_s:.3f} s, mean {_mbit(trace.mean_rate_bps())}")
+    print(
+        f"wrote {destination} ({fmt}): {trace.period_s:.3f} s, mean {_mbit(trace.mean_rate_bps())}"
+    )
     return 0
 
 
@@ -247,22 +288,31 @@ def plot_trace(trace: Trace, output: Path, granularity_s: float, title: str | No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = trace if trace.segment_count <= 5000 and trace.opportunities_ms is None \
+    shown = (
+        trace
+        if trace.segment_count <= 5000 and trace.opportunities_ms is None
         else trace.binned(granularity_s)
-    times = list(shown.times_s) + [shown.period_s]
+    )
+    times = [*shown.times_s, shown.period_s]
     rates = [r / 1e6 for r in shown.rates_bps]
     rates.append(rates[-1])
     has_delay = shown.delays_s is not None
-    figure, axes = plt.subplots(2 if has_delay else 1, 1, figsize=(10, 5 if has_delay else 3.5),
-                                sharex=True, squeeze=False)
+    figure, axes = plt.subplots(
+        2 if has_delay else 1, 1, figsize=(10, 5 if has_delay else 3.5), sharex=True, squeeze=False
+    )
     axis = axes[0][0]
     axis.step(times, rates, where="post", linewidth=1.0, color="tab:blue", label="capacity")
-    axis.axhline(trace.mean_rate_bps() / 1e6, color="tab:red", linestyle="--", linewidth=1.0,
-                 label=f"mean {trace.mean_rate_bps() / 1e6:.2f} Mbit/s")
+    axis.axhline(
+        trace.mean_rate_bps() / 1e6,
+        color="tab:red",
+        linestyle="--",
+        linewidth=1.0,
+        label=f"mean {trace.mean_rate_bps() / 1e6:.2f} Mbit/s",
+    )
     axis.set_ylabel("capacity (Mbit/s)")
     axis.set_ylim(bottom=0)
     axis.grid(alpha=0.3)
-    axis.legend(loc="upper right")
+    axis.legend(loc="upper right", fontsize="small", framealpha=0.85)
     binned_note = "" if shown is trace else f", {granularity_s * 1000:g} ms bins"
     axis.set_title(title or f"{trace.name or 'trace'} ({trace.source_format}{binned_note})")
     if has_delay and shown.delays_s is not None:
@@ -288,8 +338,12 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", type=Path, default=None,
-                        help="directory of bundled traces (default: the repository's traces/)")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=None,
+        help="directory of bundled traces (default: the repository's traces/)",
+    )
     sub = parser.add_subparsers(dest="traces_command", metavar="ACTION")
 
     listing = sub.add_parser("list", help="list the bundled traces by short name")
@@ -306,9 +360,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     convert.add_argument("source")
     convert.add_argument("destination")
     convert.add_argument("--from", dest="input_format", choices=FORMATS, help="skip detection")
-    convert.add_argument("--to", choices=FORMATS,
-                         help="output format (default from the suffix: .json OpenNetLab, "
-                              ".csv Genet CSV, .txt Pensieve, else Mahimahi)")
+    convert.add_argument(
+        "--to",
+        choices=FORMATS,
+        help="output format (default from the suffix: .json OpenNetLab, "
+        ".csv Genet CSV, .txt Pensieve, else Mahimahi)",
+    )
     convert.add_argument("--granularity", help="average into bins first, e.g. 100ms")
     convert.set_defaults(action=_cmd_convert)
 
@@ -332,8 +389,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     plot.add_argument("trace")
     plot.add_argument("-o", "--output", help="PNG path (default: NAME.png here)")
     plot.add_argument("--format", dest="input_format", choices=FORMATS, help="skip detection")
-    plot.add_argument("--granularity", default="100ms",
-                      help="bin width for Mahimahi and long traces")
+    plot.add_argument(
+        "--granularity", default="100ms", help="bin width for Mahimahi and long traces"
+    )
     plot.set_defaults(action=_cmd_plot)
 
 

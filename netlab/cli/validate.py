@@ -17,7 +17,7 @@ from netlab.scenario.model import Direction, Flow, Scenario
 from netlab.units import format_duration, format_percent, format_queue_limit, format_rate
 
 NAME = "validate"
-HELP = "check scenario files and summarise them; nothing is created"
+HELP = "Check scenario files and summarise them; nothing is created."
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -66,9 +66,9 @@ def describe_direction(direction: Direction) -> str:
 def describe_flow(flow: Flow) -> str:
     stop = format_duration(flow.stop_s) if flow.stop_s is not None else "end"
     options = ", ".join(f"{key} {value}" for key, value in flow.options.items())
-    return f"{flow.id}  {flow.kind}  {flow.src}→{flow.dst}  {format_duration(flow.start_s)}–{stop}" + (
-        f"  {options}" if options else ""
-    )
+    when = f"{format_duration(flow.start_s)}–{stop}"
+    text = f"{flow.id}  {flow.kind}  {flow.src}→{flow.dst}  {when}"
+    return f"{text}  {options}" if options else text
 
 
 def summarise(scenario: Scenario, source: str) -> str:
@@ -84,11 +84,19 @@ def summarise(scenario: Scenario, source: str) -> str:
         sysctls = " ".join(f"{k}={v}" for k, v in host.sysctls.items())
         hosts.append(f"{host.name} ({sysctls})" if sysctls else host.name)
     lines.append(f"  hosts   {', '.join(hosts)}")
+    name_width = max((len(link.name) for link in scenario.links), default=0)
+    path_width = max((len(link.a) + len(link.b) + 1 for link in scenario.links), default=0)
     for index, link in enumerate(scenario.links):
         label = "  links   " if index == 0 else "          "
-        width = max(len(link.name) for link in scenario.links)
-        lines.append(f"{label}{link.name:<{width}}  {link.a}→{link.b}  {describe_direction(link.up)}")
-        lines.append(f"          {'':<{width}}  {link.b}→{link.a}  {describe_direction(link.down)}")
+        for name, path, direction in (
+            (link.name, f"{link.a}→{link.b}", link.up),
+            ("", f"{link.b}→{link.a}", link.down),
+        ):
+            lines.append(
+                f"{label}{name:<{name_width}}  {path:<{path_width}}  "
+                f"{describe_direction(direction)}"
+            )
+            label = "          "
     if not scenario.links:
         lines.append("  links   none")
     for index, flow in enumerate(scenario.flows):

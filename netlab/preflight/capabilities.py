@@ -7,7 +7,7 @@ kinds are created there, and a TUN device is opened from a thread that has
 entered that namespace.  The namespace is removed on every exit path; one
 left behind by a SIGKILLed probe is swept by the next probe (its pid is dead).
 
-A probe costs about 20 ms; the result is cached for the process and on disk
+A probe costs 20-80 ms (2 busy vCPUs); the result is cached for the process and on disk
 (``<run root>/.caps.json``) keyed by kernel release, boot id and the set of
 loaded modules, so ``netlab up`` stays fast and a ``modprobe`` invalidates it.
 TCP congestion-control lists are read live every time (three small files).
@@ -65,6 +65,8 @@ TUN_DEVICE = "/dev/net/tun"
 CLONE_NEWNET = 0x40000000
 
 _PROC_IPV4 = Path("/proc/sys/net/ipv4")
+_PROC_MODULES = Path("/proc/modules")
+_SYS_MODULE = Path("/sys/module")
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ def modules_fingerprint() -> str:
     loaded there, so a constant is right.
     """
     try:
-        lines = Path("/proc/modules").read_text().splitlines()
+        lines = _PROC_MODULES.read_text().splitlines()
     except OSError:
         return "no-modules"
     names = sorted(line.split(" ", 1)[0] for line in lines if line)
@@ -279,7 +281,33 @@ def _probe_qdisc(ipr: IPRoute, index: int, kind: str) -> tuple[bool, str | None]
     return False, "kernel kept answering EAGAIN"
 
 
+# Modules whose init creates devices in the root namespace (numifbs=2, numdummies=1).
+_ROOT_DEVICE_MODULES: Mapping[str, str] = {"ifb": "numifbs", "dummy": "numdummies"}
+
+
+def _loading_would_touch_root_namespace(kind: str) -> bool:
+    """Whether creating ``kind`` would load a module that adds devices to the host.
+
+    On a kernel with loadable modules where ifb/dummy is not loaded yet,
+    creating one even in the probe namespace leaves ifb0/ifb1 (dummy0) in
+    the root namespace, so that probe is skipped; built-in or already
+    loaded ones are probed normally.
+    """
+    if kind not in _ROOT_DEVICE_MODULES or (_SYS_MODULE / kind).exists():
+        return False
+    try:
+        loaded = _PROC_MODULES.read_text()
+    except OSError:
+        return False  # no module support: built in or absent
+    return not any(line.startswith(f"{kind} ") for line in loaded.splitlines())
+
+
 def _probe_link_kind(ipr: IPRoute, kind: str, number: int) -> tuple[bool, str | None]:
+    if _loading_would_touch_root_namespace(kind):
+        return False, (
+            "module not loaded; not probed, because loading it creates devices in the root "
+            f"namespace (`modprobe {kind} {_ROOT_DEVICE_MODULES[kind]}=0` loads it without them)"
+        )
     name = f"probe{number}"
     extra: dict[str, object] = {"peer": f"{name}p"} if kind == "veth" else {}
     try:
@@ -337,11 +365,14 @@ def open_tun(name: str, on_open: Callable[[], None] | None = None) -> None:
 
 def probe_tun(namespace: str, on_open: Callable[[], None] | None = None) -> tuple[bool, str | None]:
     """Open a TUN device inside ``namespace`` (never in the caller's own)."""
+    path = NETNS_DIR / namespace
     try:
-        _in_namespace(NETNS_DIR / namespace, lambda: open_tun("probetun0", on_open))
+        _in_namespace(path, lambda: open_tun("probetun0", on_open))
     except OSError as exc:
-        if exc.filename == TUN_DEVICE or exc.errno == errno.ENOENT:
+        if exc.filename == TUN_DEVICE:
             return False, f"{TUN_DEVICE}: {exc.strerror}"
+        if exc.filename == str(path):
+            return False, f"namespace {namespace}: {exc.strerror}"
         return False, f"TUNSETIFF: {exc.strerror or exc}"
     return True, None
 
@@ -480,7 +511,9 @@ def probe_kernel(refresh: bool = False, *, use_disk_cache: bool = True) -> Kerne
                 kernel_release=kernel_release(),
                 boot_id=boot_id(),
                 probed=False,
-                probe_error="needs CAP_NET_ADMIN and CAP_SYS_ADMIN (root) to create a probe namespace",
+                probe_error=(
+                    "needs CAP_NET_ADMIN and CAP_SYS_ADMIN (root) to create a probe namespace"
+                ),
             )
             return _with_live_tcp(caps)
         try:

@@ -351,7 +351,8 @@ def check_lab_not_up(scenario: Scenario) -> list[ProbeResult]:
                 "lab name",
                 False,
                 f"namespace{'s' if len(leftovers) > 1 else ''} {', '.join(leftovers)} already "
-                f"exist{'' if len(leftovers) > 1 else 's'} (no live lab owns them)",
+                f"exist{'' if len(leftovers) > 1 else 's'} (no live lab owns "
+                f"{'them' if len(leftovers) > 1 else 'it'})",
                 fix=f"{fix} (or `ip netns del NAME` for namespaces netlab did not make)",
                 where=f"{NETNS_DIR}",
             )

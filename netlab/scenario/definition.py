@@ -221,7 +221,7 @@ LINK = Record(
     },
     "a link",
 )
-LINKS = ListOf(LINK, "a list of links")
+LINKS = ListOf(LINK, "a list of links", null_is_empty=True)
 
 FLOW_COMMON: dict[str, Entry] = {
     "id": Entry(FLOW_ID, description="unique flow id; default '<kind>-<index>'"),
@@ -249,7 +249,7 @@ FLOW_VARIANTS: dict[str, dict[str, Entry]] = {
     },
 }
 FLOW = Tagged("kind", FLOW_COMMON, FLOW_VARIANTS, "a flow")
-FLOWS = ListOf(FLOW, "a list of flows")
+FLOWS = ListOf(FLOW, "a list of flows", null_is_empty=True)
 
 FALLBACKS = ("keep", "gcc", "kernel")
 AGENT = Record(
@@ -263,7 +263,9 @@ AGENT = Record(
     "agent options (checkpoint, deadline, fallback)",
     null_is_empty=True,
 )
-AGENTS = MapOf(HOST_NAME, AGENT, "a mapping of host names to agent options")
+AGENTS = MapOf(
+    HOST_NAME, AGENT, "a mapping of host names to agent options", null_is_empty=True
+)
 
 SCENARIO = Record(
     {

@@ -220,7 +220,7 @@ class Unit(FieldType):
         except UnitError as exc:
             return ctx.problem(node, path, exc.expected, exc.found, exc.hint)
         if self.positive and isinstance(parsed, int | float) and parsed <= 0:
-            return ctx.problem(node, path, f"a positive value such as {self.examples[0]}")
+            return ctx.problem(node, path, self.expected.replace("a ", "a positive ", 1))
         return parsed
 
     def schema(self) -> JsonSchema:
@@ -338,6 +338,14 @@ class ParsedRecord:
         return value if isinstance(value, ParsedRecord) else None
 
 
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+
+
+def _nullable(schema: JsonSchema) -> JsonSchema:
+    return {"anyOf": [schema, {"type": "null"}], "description": schema["description"]}
+
+
 def _check_container(
     node: Node, path: str, ctx: Context, expected: str, kind: type[Node]
 ) -> bool:
@@ -353,16 +361,20 @@ class ListOf(FieldType):
     expected: str
     min_items: int = 0
     max_items: int | None = None
+    null_is_empty: bool = False  # ``flows:`` with every entry commented out
     description: str = ""
 
     def parse(self, node: Node, path: str, ctx: Context) -> object:
+        if self.null_is_empty and _is_null(node):
+            return ParsedList(SequenceNode("tag:yaml.org,2002:seq", [], node.start_mark), path, [])
         if not _check_container(node, path, ctx, self.expected, SequenceNode):
             return INVALID
         assert isinstance(node, SequenceNode)
         count = len(node.value)
         if count < self.min_items or (self.max_items is not None and count > self.max_items):
             noun = "entry" if count == 1 else "entries"
-            return ctx.problem(node, path, self.expected, f"a list of {count} {noun}")
+            found = f"a list of {count} {noun}" if count else "an empty list"
+            return ctx.problem(node, path, self.expected, found)
         items = [
             (index, item, self.item.parse(item, index_path(path, index), ctx))
             for index, item in enumerate(node.value)
@@ -376,7 +388,7 @@ class ListOf(FieldType):
         if self.max_items is not None:
             result["maxItems"] = self.max_items
         result["description"] = self.description or self.expected
-        return result
+        return _nullable(result) if self.null_is_empty else result
 
 
 def _keys(
@@ -410,9 +422,13 @@ class MapOf(FieldType):
     value: FieldType
     expected: str
     min_items: int = 0
+    null_is_empty: bool = False
     description: str = ""
 
     def parse(self, node: Node, path: str, ctx: Context) -> object:
+        if self.null_is_empty and _is_null(node):
+            empty = MappingNode("tag:yaml.org,2002:map", [], node.start_mark)
+            return ParsedMap(empty, path, [])
         if not _check_container(node, path, ctx, self.expected, MappingNode):
             return INVALID
         assert isinstance(node, MappingNode)
@@ -436,7 +452,7 @@ class MapOf(FieldType):
         }
         if self.min_items:
             result["minProperties"] = self.min_items
-        return result
+        return _nullable(result) if self.null_is_empty else result
 
 
 _NO_DEFAULT: Final = object()
@@ -480,12 +496,13 @@ class Record(FieldType):
     description: str = ""
 
     def parse(self, node: Node, path: str, ctx: Context) -> object:
-        if self.null_is_empty and isinstance(node, ScalarNode) and node.tag.endswith(":null"):
+        if self.null_is_empty and _is_null(node):
             return self._finish(ParsedRecord(node, path), ctx)
         if not _check_container(node, path, ctx, self.expected, MappingNode):
             return INVALID
         assert isinstance(node, MappingNode)
-        return parse_entries(node, path, ctx, self.entries, self.expected)
+        noun = self.expected.split(" (")[0]  # "a link (…)" → "a link"
+        return parse_entries(node, path, ctx, self.entries, noun)
 
     def _finish(self, record: ParsedRecord, ctx: Context) -> ParsedRecord:
         return finish_record(record, ctx, self.entries)
@@ -493,9 +510,7 @@ class Record(FieldType):
     def schema(self) -> JsonSchema:
         result = record_schema(self.entries)
         result["description"] = self.description or self.expected
-        if self.null_is_empty:
-            return {"anyOf": [result, {"type": "null"}], "description": result["description"]}
-        return result
+        return _nullable(result) if self.null_is_empty else result
 
 
 def parse_entries(
@@ -596,13 +611,14 @@ class Tagged(FieldType):
                 **self.common,
                 **self.variants[tag],
             }
-            return parse_entries(node, path, ctx, entries, f"a {tag} {self.tag_noun}")
+            what = f"{self.tag_noun}s of {self.tag} {tag}"  # "flows of kind rtc"
+            return parse_entries(node, path, ctx, entries, what)
         # Without a valid tag, still check the other keys against every variant.
         union: dict[str, Entry] = dict(self.common)
         for variant in self.variants.values():
             union.update(variant)
         return parse_entries(
-            node, path, ctx, union, f"a {self.tag_noun}", ignore=frozenset({self.tag})
+            node, path, ctx, union, f"{self.tag_noun}s", ignore=frozenset({self.tag})
         )
 
     @property

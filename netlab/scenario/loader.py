@@ -31,7 +31,11 @@ def compose(text: str, log: ProblemLog) -> Node | None:
         line = int(mark.line) + 1 if mark is not None else None
         problem = exc.problem or "a YAML syntax error"
         if exc.context:
-            problem = f"{problem} ({exc.context})"
+            context = exc.context
+            started = exc.context_mark
+            if started is not None and mark is not None and started.line != mark.line:
+                context += f" that starts on line {started.line + 1}"
+            problem = f"{problem} ({context})"
         log.add(line, "", "valid YAML", problem, "check indentation, colons and quotes")
         return None
     except yaml.YAMLError as exc:  # e.g. a reader error on bad bytes
@@ -58,11 +62,36 @@ def _expand_merge_keys(root: Node) -> None:
             continue
         seen.add(id(node))
         if isinstance(node, MappingNode):
-            _constructor.flatten_mapping(node)
+            _flatten(node)
             for key, value in node.value:
                 pending.extend((key, value))
         elif isinstance(node, SequenceNode):
             pending.extend(node.value)
+
+
+def _flatten(node: MappingNode) -> None:
+    """Expand ``<<`` merges as safe YAML would, keeping repeated *written* keys visible.
+
+    Merged keys are dropped where the mapping writes the key itself or an
+    earlier merge source provides it (YAML's precedence), so only keys the
+    user actually repeated are reported as duplicates.
+    """
+    explicit = [(k, v) for k, v in node.value if k.tag != "tag:yaml.org,2002:merge"]
+    if len(explicit) == len(node.value):
+        return
+    _constructor.flatten_mapping(node)
+    merged = node.value[: len(node.value) - len(explicit)]
+    written = {k.value for k, _ in explicit if isinstance(k, ScalarNode)}
+    kept: list[tuple[Node, Node]] = []
+    seen: set[object] = set()
+    # flatten_mapping lists later merge sources first and lets the last win.
+    for key, value in reversed(merged):
+        name = key.value if isinstance(key, ScalarNode) else id(key)
+        if name in written or name in seen:
+            continue
+        seen.add(name)
+        kept.append((key, value))
+    node.value = [*reversed(kept), *explicit]
 
 
 class NotAScalar(ValueError):

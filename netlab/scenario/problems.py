@@ -54,7 +54,9 @@ class ProblemLog:
         found: str,
         hint: str | None = None,
     ) -> None:
-        self.problems.append(Problem(self.file, line, path, expected, found, hint))
+        problem = Problem(self.file, line, path, expected, found, hint)
+        if problem not in self.problems:  # a link-level value can fail for both directions
+            self.problems.append(problem)
 
     def __bool__(self) -> bool:
         return bool(self.problems)

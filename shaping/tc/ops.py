@@ -18,7 +18,9 @@ Target = Literal["qdisc", "class"]
 class TcOptions(Protocol):
     """Options of one qdisc or class kind."""
 
-    kind: str
+    @property
+    def kind(self) -> str:
+        """The qdisc/class kind (TCA_KIND)."""
 
     def encode(self) -> bytes:
         """The TCA_OPTIONS payload."""
@@ -39,7 +41,8 @@ class TcOp:
     options: TcOptions | None = None  # None only for delete
 
     def render(self) -> str:
-        where = "root" if handle_text(self.parent) == "root" else f"parent {handle_text(self.parent)}"
+        parent = handle_text(self.parent)
+        where = "root" if parent == "root" else f"parent {parent}"
         parts = ["tc", self.target, self.verb, "dev", self.ifname, where]
         if self.handle:
             parts += ["classid" if self.target == "class" else "handle", handle_text(self.handle)]

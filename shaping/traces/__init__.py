@@ -82,7 +82,9 @@ def detect_format(text: str, file: str = "<text>") -> str:
     )
 
 
-def parse_trace(text: str, *, file: str = "<text>", name: str = "", format: str | None = None) -> Trace:
+def parse_trace(
+    text: str, *, file: str = "<text>", name: str = "", format: str | None = None
+) -> Trace:
     """Parse trace text in ``format`` (detected from the content when None)."""
     fmt = format or detect_format(text, file)
     if fmt in ("opennetlab", "genet"):
@@ -103,9 +105,7 @@ def _locate(path_or_name: str, base_dir: Path | None, corpus_root: Path | None) 
     if path.is_absolute():
         if path.is_file():
             return path, path.name
-        raise TraceError(
-            f"trace file {path} does not exist", file=str(path), fix="check the path"
-        )
+        raise TraceError(f"trace file {path} does not exist", file=str(path), fix="check the path")
     near = (base_dir or Path.cwd()) / path
     if near.is_file():
         return near, path.name
@@ -130,7 +130,7 @@ def load_trace(
     if format is not None and format not in FORMATS:
         raise _unknown_format(format, str(path))
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")  # keep CR: mm-link rejects CR LF files
     except UnicodeDecodeError:
         raise TraceError(
             "trace file is not text (UTF-8)", file=str(path), fix="give a text trace file"

@@ -31,7 +31,10 @@ def number(
     result = float(value)
     if not math.isfinite(result):
         raise TraceError(
-            f"{what} must be finite, not {value!r}", file=file, line=line, fix="write a finite number"
+            f"{what} must be finite, not {value!r}",
+            file=file,
+            line=line,
+            fix="write a finite number",
         )
     if positive and result <= 0:
         raise TraceError(
@@ -52,7 +55,8 @@ def number(
             f"{what} is {value!r}, above the maximum {maximum:g}",
             file=file,
             line=line,
-            fix=f"use a value <= {maximum:g}" + (" (a fraction, not a percentage)" if maximum == 1 else ""),
+            fix=f"use a value <= {maximum:g}"
+            + (" (a fraction, not a percentage)" if maximum == 1 else ""),
         )
     return result
 
@@ -93,9 +97,7 @@ def array(value: object, *, what: str, file: str, line: int | None) -> LocatedLi
     return value
 
 
-def known_keys(
-    mapping: LocatedDict, allowed: Iterable[str], *, where: str, file: str
-) -> None:
+def known_keys(mapping: LocatedDict, allowed: Iterable[str], *, where: str, file: str) -> None:
     allowed_set = set(allowed)
     for key in mapping:
         if key not in allowed_set:
@@ -107,7 +109,9 @@ def known_keys(
             )
 
 
-def required(mapping: Mapping[str, object], key: str, *, where: str, file: str, line: int) -> object:
+def required(
+    mapping: Mapping[str, object], key: str, *, where: str, file: str, line: int
+) -> object:
     if key not in mapping:
         raise TraceError(
             f"{where} lacks the required key {key!r}", file=file, line=line, fix=f"add {key!r}"

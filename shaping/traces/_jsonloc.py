@@ -71,7 +71,7 @@ class _LocatingDecoder(json.JSONDecoder):
         object_pairs_hook: object,
         memo: dict[str, str] | None = None,
     ) -> tuple[LocatedDict, int]:
-        text, start = s_and_end
+        _text, start = s_and_end
         starts: list[int] = []
         pairs, end = _json_object(
             s_and_end, strict, self._recording(scan_once, starts), None, list, memo

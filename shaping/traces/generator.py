@@ -45,17 +45,27 @@ class GenetParams:
         def bad(what: str, fix: str) -> TraceError:
             return TraceError(what, fix=fix)
 
-        values = (self.min_bw_bps, self.max_bw_bps, self.duration_s, self.change_interval_s,
-                  self.delay_s, self.loss, self.delay_noise_s)
+        values = (
+            self.min_bw_bps,
+            self.max_bw_bps,
+            self.duration_s,
+            self.change_interval_s,
+            self.delay_s,
+            self.loss,
+            self.delay_noise_s,
+        )
         if not all(math.isfinite(v) for v in values):
             raise bad("generator parameters must be finite numbers", "check the values given")
         if self.min_bw_bps < 0 or self.max_bw_bps < self.min_bw_bps:
             raise bad(
-                f"bandwidth range {self.min_bw_bps:g}..{self.max_bw_bps:g} bit/s is empty or negative",
+                f"bandwidth range {self.min_bw_bps:g}..{self.max_bw_bps:g} bit/s "
+                "is empty or negative",
                 "give 0 <= min bandwidth <= max bandwidth",
             )
         if self.max_bw_bps == 0:
-            raise bad("max bandwidth is 0: the link would carry nothing", "give a max bandwidth > 0")
+            raise bad(
+                "max bandwidth is 0: the link would carry nothing", "give a max bandwidth > 0"
+            )
         if self.duration_s <= 0:
             raise bad("duration must be > 0 (zero length)", "give a duration such as 30s")
         if self.change_interval_s < 0:
@@ -113,7 +123,8 @@ def steps(
             raise TraceError(f"step rate {rate!r} must be >= 0", fix="give rates like 5Mbit or 0")
         if not (math.isfinite(duration) and duration > 0):
             raise TraceError(
-                f"step duration {duration!r} must be > 0 (zero length)", fix="give durations like 10s"
+                f"step duration {duration!r} must be > 0 (zero length)",
+                fix="give durations like 10s",
             )
         times.append(round(now, 9))
         rates.append(rate)

@@ -66,7 +66,8 @@ def _series_trace(
     if len(stamps) == 1:
         if stamps[0] <= 0:
             raise TraceError(
-                "a single-timestamp Genet trace is constant for that many seconds; 0 is zero length",
+                "a single-timestamp Genet trace is constant for that many seconds; "
+                "0 is zero length",
                 file=file,
                 line=lines[0],
                 fix="give the duration in seconds (> 0) or add a second timestamp",
@@ -98,7 +99,7 @@ def from_document(document: object, file: str, name: str = "") -> Trace:
 
     stamps, stamp_lines = numbers("timestamps", "s")
     mbps, _ = numbers("bandwidths", "Mbit/s")
-    delays_ms, delay_lines = numbers("delays", "ms")
+    delays_ms, _ = numbers("delays", "ms")
     if not stamps:
         raise TraceError(
             "'timestamps' is empty: the trace has zero length",
@@ -175,7 +176,9 @@ def parse_csv(text: str, file: str = "<text>", name: str = "") -> Trace:
     if not rows or tuple(cell.strip() for cell in rows[0].split(",")) != CSV_HEADER:
         raise TraceError(
             f"a Genet bandwidth CSV starts with the header 'Timestamp,Bandwidth', "
-            f"not {rows[0][:60]!r}" if rows else "empty Genet bandwidth CSV",
+            f"not {rows[0][:60]!r}"
+            if rows
+            else "empty Genet bandwidth CSV",
             file=file,
             line=1,
             fix="make the first line exactly: Timestamp,Bandwidth (seconds, Mbit/s)",
@@ -196,7 +199,9 @@ def parse_csv(text: str, file: str = "<text>", name: str = "") -> Trace:
                 line=number,
                 fix="write: seconds,Mbit/s",
             )
-        stamps.append(_checks.text_number(cells[0].strip(), what="Timestamp", file=file, line=number))
+        stamps.append(
+            _checks.text_number(cells[0].strip(), what="Timestamp", file=file, line=number)
+        )
         mbps.append(_checks.text_number(cells[1].strip(), what="Bandwidth", file=file, line=number))
         lines.append(number)
     if not stamps:
@@ -218,18 +223,18 @@ def parse_csv(text: str, file: str = "<text>", name: str = "") -> Trace:
 
 
 def read_json(path: Path, name: str = "") -> Trace:
-    return parse_json(path.read_text(encoding="utf-8"), str(path), name or path.name)
+    return parse_json(path.read_bytes().decode("utf-8"), str(path), name or path.name)
 
 
 def read_csv(path: Path, name: str = "") -> Trace:
-    return parse_csv(path.read_text(encoding="utf-8"), str(path), name or path.name)
+    return parse_csv(path.read_bytes().decode("utf-8"), str(path), name or path.name)
 
 
 def _ends_with_last(trace: Trace) -> tuple[list[float], list[float]]:
     """Genet's lists: one row per segment start plus the end, repeating the last value."""
     stamps = [round(t, 6) for t in trace.times_s] + [round(trace.period_s, 6)]
     mbps = [r / 1e6 for r in trace.rates_bps]
-    return stamps, mbps + [mbps[-1]]
+    return stamps, [*mbps, mbps[-1]]
 
 
 def to_document(trace: Trace) -> dict[str, object]:

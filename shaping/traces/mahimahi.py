@@ -30,12 +30,19 @@ def parse(text: str, file: str = "<text>", name: str = "") -> Trace:
         raise TraceError(
             "Mahimahi trace has no timestamps",
             file=file,
-            fix="write one millisecond timestamp per line (e.g. produced by `netlab traces convert`)",
+            fix="write one millisecond timestamp per line (`netlab traces convert` makes them)",
         )
     stamps: list[int] = []
     previous = -1
     for number, line in enumerate(lines, start=1):
         if not line.isdigit() or not line.isascii():
+            if line.endswith("\r") and line[:-1].isdigit():
+                raise TraceError(
+                    "Windows line ending (CR LF) in a Mahimahi trace (mm-link rejects it)",
+                    file=file,
+                    line=number,
+                    fix="convert the file to LF line endings (e.g. dos2unix)",
+                )
             if line.strip() == "":
                 raise TraceError(
                     "empty line in a Mahimahi trace (mm-link rejects it)",
@@ -70,7 +77,7 @@ def parse(text: str, file: str = "<text>", name: str = "") -> Trace:
 
 
 def read(path: Path, name: str = "") -> Trace:
-    return parse(path.read_text(encoding="ascii", errors="replace"), str(path), name or path.name)
+    return parse(path.read_bytes().decode("ascii", errors="replace"), str(path), name or path.name)
 
 
 def opportunities_for(trace: Trace) -> list[int]:
@@ -92,7 +99,7 @@ def opportunities_for(trace: Trace) -> list[int]:
             f"a Mahimahi trace's period is whole milliseconds; this one is {period_ms:.4f} ms",
             fix="cut or extend the trace to a whole number of milliseconds",
         )
-    periods = int(round(period_ms))
+    periods = round(period_ms)
     total_bits = trace.total_bits()
     packets = round(total_bits / MAHIMAHI_PACKET_BITS)
     if packets == 0:
@@ -131,4 +138,3 @@ def format_text(trace: Trace) -> str:
 
 def write(trace: Trace, path: Path) -> None:
     path.write_text(format_text(trace), encoding="ascii")
-

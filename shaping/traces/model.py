@@ -96,9 +96,7 @@ class Trace:
         object.__setattr__(self, "rates_bps", tuple(float(r) for r in self.rates_bps))
         object.__setattr__(self, "delays_s", _optional_series(self.delays_s, count, "delays_s"))
         object.__setattr__(self, "losses", _optional_series(self.losses, count, "losses"))
-        object.__setattr__(
-            self, "jitters_s", _optional_series(self.jitters_s, count, "jitters_s")
-        )
+        object.__setattr__(self, "jitters_s", _optional_series(self.jitters_s, count, "jitters_s"))
         if self.losses is not None and any(v > 1 for v in self.losses):
             raise ValueError("losses are probabilities in [0, 1]")
 
@@ -126,8 +124,9 @@ class Trace:
         if not stamps or stamps[-1] <= 0:
             raise ValueError("a Mahimahi schedule needs a last timestamp > 0")
         period_ms = stamps[-1]
-        counts = np.bincount((np.asarray(stamps, dtype=np.int64) - 1) % period_ms,
-                             minlength=period_ms)
+        counts = np.bincount(
+            (np.asarray(stamps, dtype=np.int64) - 1) % period_ms, minlength=period_ms
+        )
         change = np.flatnonzero(np.diff(counts)) + 1
         starts = np.concatenate(([0], change))
         rates = counts[starts].astype(np.float64) * MAHIMAHI_PACKET_BITS * 1000.0

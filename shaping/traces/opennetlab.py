@@ -1,7 +1,9 @@
 """OpenNetLab / AlphaRTC gym trace JSON.
 
 Format (OpenNetLab alphartc_gym ``tests/data/*.json`` and its challenge
-traces): ``{"type": ..., "downlink": {}, "uplink": {"trace_pattern": [{
+traces; consumed by ``ns-app/scratch/webrtc_test/trace_player.cc``, which sets
+the link to ``capacity * 1e3`` bit/s for ``duration`` ms and wraps to entry 0
+after the last): ``{"type": ..., "downlink": {}, "uplink": {"trace_pattern": [{
 "duration": ms, "capacity": kbit/s, "loss": 0..1, "rtt": ms, "jitter": ms}]}}``.
 Only ``uplink`` drives the link. A missing ``loss`` or ``rtt`` carries the
 previous entry's value forward (0 before the first one); a missing ``jitter``
@@ -111,7 +113,9 @@ def from_document(document: object, file: str, name: str = "") -> Trace:
         jitter_ms = 0.0
         if "jitter" in entry:
             value, line = field("jitter")
-            jitter_ms = _checks.number(value, what=f"{where}.jitter", file=file, line=line, unit="ms")
+            jitter_ms = _checks.number(
+                value, what=f"{where}.jitter", file=file, line=line, unit="ms"
+            )
             seen["jitter"] = True
         times.append(now_ms / 1000.0)
         rates.append(capacity_kbps * 1000.0)
@@ -133,7 +137,7 @@ def from_document(document: object, file: str, name: str = "") -> Trace:
 
 
 def read(path: Path, name: str = "") -> Trace:
-    return parse(path.read_text(encoding="utf-8"), str(path), name or path.name)
+    return parse(path.read_bytes().decode("utf-8"), str(path), name or path.name)
 
 
 def _plain(value: float, digits: int) -> float | int:

@@ -31,7 +31,10 @@ def parse(text: str, file: str = "<text>", name: str = "") -> Trace:
         cells = row.split()
         if not cells:
             raise TraceError(
-                "empty line in a Pensieve trace", file=file, line=number, fix="delete the empty line"
+                "empty line in a Pensieve trace",
+                file=file,
+                line=number,
+                fix="delete the empty line",
             )
         if len(cells) != 2:
             raise TraceError(
@@ -77,7 +80,7 @@ def parse(text: str, file: str = "<text>", name: str = "") -> Trace:
 
 
 def read(path: Path, name: str = "") -> Trace:
-    return parse(path.read_text(encoding="utf-8"), str(path), name or path.name)
+    return parse(path.read_bytes().decode("utf-8"), str(path), name or path.name)
 
 
 def format_text(trace: Trace) -> str:

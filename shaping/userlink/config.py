@@ -6,6 +6,7 @@ The lab builds a :class:`UserLinkSpec`; the link process receives it as JSON
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,13 +53,13 @@ class DirectionConfig:
         if self.opportunities_ms is not None:
             opps = self.opportunities_ms
             if not opps:
-                raise ValueError("opportunities_ms is empty: a Mahimahi trace needs at least one line")
-            if any(b < a for a, b in zip(opps, opps[1:], strict=False)) or opps[0] < 0:
+                raise ValueError("opportunities_ms is empty: a Mahimahi trace needs a line")
+            if any(b < a for a, b in itertools.pairwise(opps)) or opps[0] < 0:
                 raise ValueError("opportunities_ms must be non-negative and non-decreasing")
             if opps[-1] <= 0:
                 raise ValueError("opportunities_ms must last a nonzero time (last value > 0)")
         if self.gilbert is not None and not all(0.0 <= x <= 1.0 for x in self.gilbert):
-            raise ValueError("gilbert (p, r, bad_loss, good_loss) must all be probabilities in [0, 1]")
+            raise ValueError("gilbert (p, r, bad_loss, good_loss) must be probabilities")
         if self.loop_s is not None and self.loop_s <= 0:
             raise ValueError("loop_s must be positive when set")
         if any(t < 0 for t, _ in self.schedule):
@@ -132,6 +133,10 @@ def _direction_to_json(cfg: DirectionConfig) -> dict[str, Any]:
     }
 
 
+def _four(values: list[Any]) -> tuple[float, float, float, float]:
+    return (float(values[0]), float(values[1]), float(values[2]), float(values[3]))
+
+
 def _direction_from_json(data: dict[str, Any]) -> DirectionConfig:
     opps = data.get("opportunities_ms")
     gil = data.get("gilbert")
@@ -140,7 +145,7 @@ def _direction_from_json(data: dict[str, Any]) -> DirectionConfig:
         opportunities_ms=None if opps is None else tuple(int(x) for x in opps),
         schedule=tuple((float(t), shape_from_json(s)) for t, s in data.get("schedule", [])),
         loop_s=data.get("loop_s"),
-        gilbert=None if gil is None else (float(gil[0]), float(gil[1]), float(gil[2]), float(gil[3])),
+        gilbert=None if gil is None else _four(gil),
         seed=int(data.get("seed", 0)),
         queue_policy=data.get("queue_policy", "droptail"),
         reorder=bool(data.get("reorder", False)),

@@ -64,7 +64,9 @@ class PacketLogWriter(_RecordFile):
         super().__init__(path, PACKET_MAGIC)
         self._pack = PACKET_RECORD.pack
 
-    def record(self, arrival_ns: int, departure_ns: int, due_ns: int, size: int, reason: int) -> None:
+    def record(
+        self, arrival_ns: int, departure_ns: int, due_ns: int, size: int, reason: int
+    ) -> None:
         self.buffer += self._pack(arrival_ns, departure_ns, due_ns, size, reason)
         if len(self.buffer) >= _FLUSH_BYTES:
             self.flush()

@@ -26,7 +26,7 @@ Packet = tuple[int, int, bytes]
 class BoundedQueue(Generic[T]):
     """FIFO of ``(size, item)`` with a packet or byte bound and a drop policy."""
 
-    __slots__ = ("_items", "bytes", "byte_limit", "packet_limit", "policy")
+    __slots__ = ("_items", "byte_limit", "bytes", "packet_limit", "policy")
 
     def __init__(self, limit: QueueLimit, policy: QueuePolicy = "droptail") -> None:
         self._items: deque[tuple[int, T]] = deque()

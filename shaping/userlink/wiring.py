@@ -20,6 +20,7 @@ resolved), and nothing answers ARP or neighbour discovery.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import os
@@ -27,6 +28,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -181,7 +183,7 @@ def create_link_interfaces(
         for ns, name in ((ns_a, if_a), (ns_b, if_b)):
             netns_path(ns)
             record("link", name, ns)
-            in_netns(ns, lambda name=name: _create_persistent_tun(name, mtu))  # type: ignore[misc]
+            in_netns(ns, partial(_create_persistent_tun, name, mtu))
             created.append((ns, name))
     except OSError as exc:
         _remove_quietly(created)
@@ -197,17 +199,15 @@ def create_link_interfaces(
 
 def _remove_quietly(created: list[tuple[str, str]]) -> None:
     for ns, name in created:
-        try:
-            in_netns(ns, lambda name=name: _delete_persistent_tun(name))  # type: ignore[misc]
-        except (OSError, UserLinkError):
-            pass
+        with contextlib.suppress(OSError, UserLinkError):
+            in_netns(ns, partial(_delete_persistent_tun, name))
 
 
 def delete_link_interfaces(ns_a: str, if_a: str, ns_b: str, if_b: str) -> None:
     """Remove both TUN devices (those already gone are skipped)."""
     for ns, name in ((ns_a, if_a), (ns_b, if_b)):
         try:
-            in_netns(ns, lambda name=name: _delete_persistent_tun(name))  # type: ignore[misc]
+            in_netns(ns, partial(_delete_persistent_tun, name))
         except (OSError, UserLinkError):
             continue
 

@@ -69,7 +69,8 @@ def test_tcp_lists_are_read_live_from_proc(run_root: Path) -> None:
     assert caps.tcp_cc_available == tuple(
         (base / "tcp_available_congestion_control").read_text().split()
     )
-    assert caps.tcp_cc_allowed == tuple((base / "tcp_allowed_congestion_control").read_text().split())
+    allowed = (base / "tcp_allowed_congestion_control").read_text().split()
+    assert caps.tcp_cc_allowed == tuple(allowed)
     assert caps.tcp_cc_default == (base / "tcp_congestion_control").read_text().strip()
 
 
@@ -91,7 +92,7 @@ def test_namespace_removed_when_probe_raises_midway(
         seen_during.append(probe_namespaces())
         if len(seen_during) > 2:
             raise RuntimeError("injected failure")
-        return real(ipr, index, kind)  # type: ignore[arg-type]
+        return real(ipr, index, kind)
 
     monkeypatch.setattr(capabilities, "_probe_qdisc", failing_after_two)
     with pytest.raises(RuntimeError, match="injected failure"):
@@ -134,8 +135,8 @@ def test_tun_is_made_inside_the_namespace_not_the_callers(own_netns: str) -> Non
 
 
 def test_tun_reports_missing_namespace() -> None:
-    ok, note = probe_tun(f"nltb-{os.getpid()}-does-not-exist")
-    assert not ok and note is not None
+    missing = f"nltb-{os.getpid()}-does-not-exist"
+    assert probe_tun(missing) == (False, f"namespace {missing}: No such file or directory")
 
 
 def test_stale_probe_namespace_of_dead_process_is_swept(own_netns: str) -> None:
@@ -220,4 +221,32 @@ def test_capabilities_round_trip_to_json(run_root: Path) -> None:
     caps = probe_kernel()
     data = caps.to_json()
     assert json.loads(json.dumps(data)) == data
-    assert KernelCapabilities(kernel_release="x", boot_id="y", probed=False).has_qdisc("htb") is False
+    unprobed = KernelCapabilities(kernel_release="x", boot_id="y", probed=False)
+    assert unprobed.has_qdisc("htb") is False
+
+
+def test_ifb_and_dummy_are_not_loaded_just_to_probe_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading ifb/dummy creates ifb0/ifb1/dummy0 on the host: the probe must not do it."""
+    modules = tmp_path / "modules"
+    sys_module = tmp_path / "sys_module"
+    sys_module.mkdir()
+    monkeypatch.setattr(capabilities, "_PROC_MODULES", modules)
+    monkeypatch.setattr(capabilities, "_SYS_MODULE", sys_module)
+    touches = capabilities._loading_would_touch_root_namespace
+    assert not touches("ifb") and not touches("dummy")  # no module support: built in
+    modules.write_text("veth 40960 0 - Live 0x0\n")
+    assert touches("ifb") and touches("dummy") and not touches("veth")
+    modules.write_text("ifb 12288 0 - Live 0x0\n")
+    assert not touches("ifb") and touches("dummy")
+    (sys_module / "dummy").mkdir()
+    assert not touches("dummy")
+
+
+def test_tun_reports_a_missing_device_node(
+    own_netns: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = str(tmp_path / "tun")
+    monkeypatch.setattr(capabilities, "TUN_DEVICE", missing)
+    assert probe_tun(own_netns) == (False, f"{missing}: No such file or directory")

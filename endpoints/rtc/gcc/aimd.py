@@ -71,7 +71,8 @@ class LinkCapacityEstimator:
 
 
 class AimdRateControl:
-    def __init__(self, start_bitrate_bps: float, *, min_bitrate_bps: float = DEFAULT_MIN_BITRATE_BPS,
+    def __init__(self, start_bitrate_bps: float, *,
+                 min_bitrate_bps: float = DEFAULT_MIN_BITRATE_BPS,
                  max_bitrate_bps: float = DEFAULT_MAX_BITRATE_BPS, beta: float = BETA) -> None:
         if not 0 < beta < 1:
             raise ValueError("beta must be in (0, 1)")

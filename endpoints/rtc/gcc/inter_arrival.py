@@ -70,7 +70,8 @@ class InterArrival:
                     self._current = _Group(send_us, send_us, arrival_us, arrival_us, size)
                     return None
                 self._reordered = 0
-                result = Deltas(send_delta / 1000, arrival_delta / 1000, current.size - previous.size)
+                result = Deltas(send_delta / 1000, arrival_delta / 1000,
+                                current.size - previous.size)
             self._previous = current
             self._current = _Group(send_us, send_us, arrival_us, arrival_us, 0)
             current = self._current

@@ -1,24 +1,24 @@
 """Loss-based controller (draft-ietf-rmcat-gcc-02 §6; libwebrtc
 goog_cc/send_side_bandwidth_estimation.cc for the mechanics).
 
-On each loss report covering at least 20 packets, with loss fraction p:
-* p < 2 %: increase to 1.05 × the lowest estimate of the last second + 1 kbit/s
-  (the draft's 5 %; libwebrtc uses 8 %). Basing the increase on the last
-  second's minimum caps the growth at ~5 %/s however often reports come.
-* 2 % ≤ p ≤ 10 %: hold.
-* p > 10 %: decrease to estimate × (1 - 0.5 p), at most once per 300 ms + RTT.
+A loss report is taken once feedback has covered at least 20 packets
+(libwebrtc's kLimitNumPackets); with its loss fraction p:
+* p < 2 %: As = 1.05 × As + 1 kbit/s (the draft's 5 %; libwebrtc uses 8 %
+  of the last second's minimum);
+* 2 % ≤ p ≤ 10 %: hold;
+* p > 10 %: As = As × (1 - 0.5 p), at most once per 300 ms + RTT.
+As is kept at or below the delay-based estimate (libwebrtc clamps its
+target to the delay-based limit the same way), so without loss the
+delay-based controller sets the pace and the target is min(As, Ad).
 Time is in ms, injected.
 """
 
 from __future__ import annotations
 
-from collections import deque
-
 LOW_LOSS_THRESHOLD = 0.02
 HIGH_LOSS_THRESHOLD = 0.10
 INCREASE_FACTOR = 1.05
 INCREASE_EXTRA_BPS = 1_000
-INCREASE_WINDOW_MS = 1_000.0
 DECREASE_INTERVAL_MS = 300.0
 MIN_PACKETS_PER_REPORT = 20
 
@@ -35,18 +35,10 @@ class LossBasedControl:
         self.last_loss_fraction = 0.0
         self._lost = 0
         self._expected = 0
-        self._history: deque[tuple[float, float]] = deque()  # (time, estimate) min window
         self._last_decrease_ms: float | None = None
 
     def set_rtt(self, rtt_ms: float) -> None:
         self.rtt_ms = rtt_ms
-
-    def _remember(self, now_ms: float) -> None:
-        while self._history and now_ms - self._history[0][0] + 1 > INCREASE_WINDOW_MS:
-            self._history.popleft()
-        while self._history and self.estimate_bps <= self._history[-1][1]:
-            self._history.pop()
-        self._history.append((now_ms, self.estimate_bps))
 
     def on_packets(self, lost: int, expected: int, now_ms: float,
                    upper_limit_bps: float = float("inf")) -> float:
@@ -58,10 +50,9 @@ class LossBasedControl:
         loss = self._lost / self._expected
         self._lost = self._expected = 0
         self.last_loss_fraction = loss
-        self._remember(now_ms)
         if loss < LOW_LOSS_THRESHOLD:
-            base = self._history[0][1]
-            self._set(base * self.increase_factor + INCREASE_EXTRA_BPS, upper_limit_bps)
+            self._set(self.estimate_bps * self.increase_factor + INCREASE_EXTRA_BPS,
+                      upper_limit_bps)
         elif loss > HIGH_LOSS_THRESHOLD and (
                 self._last_decrease_ms is None
                 or now_ms - self._last_decrease_ms >= DECREASE_INTERVAL_MS + self.rtt_ms):

@@ -1,0 +1,140 @@
+"""Sender-side GCC: transport feedback in, target bitrate out.
+
+Combines, as libwebrtc's GoogCcNetworkController does for the parts named in
+draft-ietf-rmcat-gcc-02: inter-arrival grouping → trendline filter →
+overuse detector → AIMD (delay-based estimate Ad), the loss-based
+controller (As), and an optional remote limit (REMB). The target is
+min(Ad, As, REMB). Pure: the caller passes ``now_us``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+from endpoints.rtc.gcc.acked_bitrate import AckedBitrateEstimator
+from endpoints.rtc.gcc.aimd import AimdRateControl
+from endpoints.rtc.gcc.inter_arrival import InterArrival
+from endpoints.rtc.gcc.loss_based import LossBasedControl
+from endpoints.rtc.gcc.overuse_detector import BandwidthUsage
+from endpoints.rtc.gcc.trendline import TrendlineEstimator
+from endpoints.rtc.twcc import PacketResult
+
+STREAM_TIMEOUT_US = 2_000_000  # libwebrtc kStreamTimeOut: restart the delay filters
+RTT_SAMPLES = 32
+INITIAL_HALVING_INTERVAL_MS = 200.0
+
+
+class SendSideBwe:
+    def __init__(self, start_bitrate_bps: float = 300_000, *, min_bitrate_bps: float = 10_000,
+                 max_bitrate_bps: float = 30_000_000) -> None:
+        self.min_bitrate_bps = min_bitrate_bps
+        self.max_bitrate_bps = max_bitrate_bps
+        self.inter_arrival = InterArrival()
+        self.trendline = TrendlineEstimator()
+        self.aimd = AimdRateControl(start_bitrate_bps, min_bitrate_bps=min_bitrate_bps,
+                                    max_bitrate_bps=max_bitrate_bps)
+        self.loss_based = LossBasedControl(start_bitrate_bps, min_bitrate_bps=min_bitrate_bps,
+                                           max_bitrate_bps=max_bitrate_bps)
+        self.acked_bitrate = AckedBitrateEstimator()
+        self.remote_limit_bps = float("inf")
+        self._rtt_samples: deque[float] = deque(maxlen=RTT_SAMPLES)
+        self._last_feedback_us: int | None = None
+        self.target_bps = float(min(max(start_bitrate_bps, min_bitrate_bps), max_bitrate_bps))
+        self.packets_reported = 0
+        self.packets_lost = 0
+
+    # ---- accessors -------------------------------------------------------------
+
+    @property
+    def delay_based_bps(self) -> float:
+        return self.aimd.current_bps
+
+    @property
+    def loss_based_bps(self) -> float:
+        return self.loss_based.estimate_bps
+
+    @property
+    def usage(self) -> BandwidthUsage:
+        return self.trendline.state
+
+    @property
+    def rtt_ms(self) -> float | None:
+        if not self._rtt_samples:
+            return None
+        return sum(self._rtt_samples) / len(self._rtt_samples)
+
+    # ---- inputs ----------------------------------------------------------------
+
+    def on_remb(self, bitrate_bps: float) -> float:
+        """A receiver's REMB caps the target (draft-alvestrand-rmcat-remb §2)."""
+        self.remote_limit_bps = float(bitrate_bps) if bitrate_bps > 0 else float("inf")
+        self._update_target()
+        return self.target_bps
+
+    def on_rtt(self, rtt_ms: float) -> None:
+        """An RTT measured elsewhere (e.g. RTCP SR/RR LSR/DLSR)."""
+        self._rtt_samples.append(rtt_ms)
+        self._apply_rtt()
+
+    def on_feedback(self, results: Sequence[PacketResult], now_us: int) -> float:
+        """Process one feedback's packet results; returns the new target (bps)."""
+        if not results:
+            return self.target_bps
+        now_ms = now_us / 1000
+        if self._last_feedback_us is None or now_us - self._last_feedback_us > STREAM_TIMEOUT_US:
+            self.inter_arrival.reset()
+            self.trendline = TrendlineEstimator()
+        self._last_feedback_us = now_us
+
+        received = sorted((r for r in results if r.arrival_time_us is not None),
+                          key=lambda r: (r.arrival_time_us, r.sequence))
+        lost = len(results) - len(received)
+        self.packets_reported += len(results)
+        self.packets_lost += lost
+
+        if received:
+            # Feedback RTT: now minus the send time of the newest packet it acknowledges
+            # (includes the receiver's feedback wait, as libwebrtc's feedback RTT does).
+            self._rtt_samples.append((now_us - max(r.send_time_us for r in received)) / 1000)
+            self._apply_rtt()
+        for result in received:
+            assert result.arrival_time_us is not None
+            self.acked_bitrate.on_packet(result.arrival_time_us, result.size)
+            deltas = self.inter_arrival.compute_deltas(result.send_time_us,
+                                                       result.arrival_time_us, result.size)
+            if deltas is not None:
+                self.trendline.update(deltas.arrival_delta_ms, deltas.send_delta_ms,
+                                      result.arrival_time_us / 1000)
+        self._update_delay_based(now_ms)
+        self.loss_based.on_packets(lost, len(results), now_ms,
+                                   upper_limit_bps=self.aimd.current_bps)
+        self._update_target()
+        return self.target_bps
+
+    # ---- internals -------------------------------------------------------------
+
+    def _apply_rtt(self) -> None:
+        rtt = self.rtt_ms
+        if rtt is not None:
+            self.aimd.set_rtt(rtt)
+            self.loss_based.set_rtt(rtt)
+
+    def _update_delay_based(self, now_ms: float) -> None:
+        acked = self.acked_bitrate.bitrate_bps()
+        usage = self.trendline.state
+        if usage is BandwidthUsage.OVERUSING:
+            if acked is not None:
+                if self.aimd.time_to_reduce_further(now_ms, acked):
+                    self.aimd.update(usage, acked, now_ms)
+            elif self.aimd.time_to_reduce_further(now_ms, self.aimd.current_bps / 2 - 1):
+                # Overuse before any throughput measurement: halve (libwebrtc does
+                # this every 200 ms until the acknowledged rate is known).
+                self.aimd.set_estimate(self.aimd.current_bps / 2, now_ms)
+        else:
+            self.aimd.update(usage, acked, now_ms)
+
+    def _update_target(self) -> None:
+        self.loss_based.cap(min(self.aimd.current_bps, self.remote_limit_bps))
+        target = min(self.aimd.current_bps, self.loss_based.estimate_bps, self.remote_limit_bps)
+        self.target_bps = min(self.max_bitrate_bps, max(self.min_bitrate_bps, target))
