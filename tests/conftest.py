@@ -84,3 +84,9 @@ def no_leaks() -> Iterator[None]:
 @pytest.fixture
 def run_root() -> Path:
     return _RUN_ROOT
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import shutil
+
+    shutil.rmtree(_RUN_ROOT, ignore_errors=True)

@@ -37,14 +37,14 @@ Backend = Literal["kernel", "user"]
 
 FIX_ROOT = "run it as root: `sudo netlab ...` (or grant CAP_NET_ADMIN and CAP_SYS_ADMIN)"
 FIX_NETEM = (
-    "use `backend: user` (the user-space link emulates delay, jitter and loss), "
+    "use `--backend user` (the user-space link emulates delay, jitter and loss), "
     "or load netem: `modprobe sch_netem`"
 )
 FIX_TUN = (
     "load the TUN driver: `modprobe tun` (and if /dev/net/tun is missing: "
     "`mkdir -p /dev/net && mknod /dev/net/tun c 10 200`)"
 )
-FIX_RATE = "load a rate shaper: `modprobe sch_htb` (or sch_tbf), or use `backend: user`"
+FIX_RATE = "load a rate shaper: `modprobe sch_htb` (or sch_tbf), or use `--backend user`"
 
 
 @dataclass(frozen=True)
@@ -499,7 +499,7 @@ def check_backend(
                     "link veth",
                     False,
                     "the kernel backend joins hosts with veth pairs, and this kernel has none",
-                    fix="`modprobe veth`, or use `backend: user`",
+                    fix="`modprobe veth`, or use `--backend user`",
                     where=_where(scenario, "links"),
                 )
             )

@@ -117,8 +117,8 @@ def kernel_bins(samples: npt.NDArray[Any], asked: StepSeries, edges_ns: IntArray
             expected = (edges_ns[k + 1] - edges_ns[k]) / sample_interval_ns
             if hi - lo >= MIN_SAMPLE_COVERAGE * expected and bool(np.all(queued[lo:hi])):
                 backlogged[k] = True
-    asked = asked.integrate(edges_ns) / (np.diff(edges_ns).astype(np.float64) / 1e9)
-    return CapacityBins(edges_ns, delivered, asked, backlogged)
+    asked_bps = asked.integrate(edges_ns) / (np.diff(edges_ns).astype(np.float64) / 1e9)
+    return CapacityBins(edges_ns, delivered, asked_bps, backlogged)
 
 
 def _merged_intervals(starts: IntArray, ends: IntArray) -> tuple[IntArray, IntArray]:

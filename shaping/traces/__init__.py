@@ -109,7 +109,12 @@ def _locate(path_or_name: str, base_dir: Path | None, corpus_root: Path | None) 
     near = (base_dir or Path.cwd()) / path
     if near.is_file():
         return near, path.name
-    found = corpus.resolve(path_or_name, corpus_root)
+    try:
+        found = corpus.resolve(path_or_name, corpus_root)
+    except TraceError as exc:
+        raise TraceError(
+            f"no trace file {near} and {exc.what}", file=exc.file, fix=exc.fix
+        ) from None
     return found, corpus.short_name(found, corpus.corpus_dir(corpus_root))
 
 

@@ -150,12 +150,12 @@ def test_explicit_kernel_without_netem_names_link_and_fields() -> None:
         "  - qdisc netem: link alice-bob (links[0]) asks for delay 20 ms, jitter 2 ms on 'up'; "
         "the kernel backend needs netem for that and this kernel has no netem qdisc\n"
         "    where: /tmp/nltb-lab.yaml: links[0].up.delay\n"
-        "    fix: use `backend: user` (the user-space link emulates delay, jitter and loss), "
+        "    fix: use `--backend user` (the user-space link emulates delay, jitter and loss), "
         "or load netem: `modprobe sch_netem`\n"
         "  - qdisc netem: link alice-bob (links[0]) asks for loss 0.5% on 'down'; "
         "the kernel backend needs netem for that and this kernel has no netem qdisc\n"
         "    where: /tmp/nltb-lab.yaml: links[0].down.loss\n"
-        "    fix: use `backend: user` (the user-space link emulates delay, jitter and loss), "
+        "    fix: use `--backend user` (the user-space link emulates delay, jitter and loss), "
         "or load netem: `modprobe sch_netem`"
     )
     assert all(r.fix == FIX_NETEM for r in raised.value.failures)

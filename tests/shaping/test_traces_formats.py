@@ -311,3 +311,21 @@ def test_missing_file_and_unknown_name_say_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(TraceError, match="no trace named") as caught:
         load_trace("lte/no-such-trace")
     assert "netlab traces list" in (caught.value.fix or "")
+
+
+def test_relative_paths_resolve_against_base_dir_before_the_corpus(tmp_path: Path) -> None:
+    (tmp_path / "lte").mkdir()
+    (tmp_path / "lte" / "verizon-short.up").write_text("1\n2\n2\n10\n")
+    local = load_trace("lte/verizon-short.up", base_dir=tmp_path)
+    assert local.opportunities_ms == (1, 2, 2, 10)
+    bundled = load_trace("lte/verizon-short.up", base_dir=tmp_path / "elsewhere")
+    assert bundled.period_s == pytest.approx(140.0)
+    assert bundled.name == "lte/verizon-short.up"
+
+
+def test_write_errors_name_the_destination(tmp_path: Path) -> None:
+    destination = tmp_path / "out.trace"
+    with pytest.raises(TraceError) as caught:
+        write_trace(steps([(1e6, 1.0), (0.0, 1.0)]), destination)
+    assert caught.value.file == str(destination)
+    assert not destination.exists()

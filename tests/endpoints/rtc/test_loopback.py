@@ -182,3 +182,6 @@ def test_rtp_and_transport_feedback_loop_over_loopback() -> None:
     assert BandwidthUsage.OVERUSING not in usages
     assert bwe.target_bps > START_BPS * 1.05
     assert bwe.rtt_ms is not None and bwe.rtt_ms < 100
+    print(f"loopback: sent={sent} feedback={feedback_packets} target={bwe.target_bps:.0f} "
+          f"rtt_ms={bwe.rtt_ms:.1f} owd_p50_ms={delays[len(delays) // 2]:.3f} "
+          f"owd_p99_ms={delays[int(len(delays) * 0.99)]:.3f}")

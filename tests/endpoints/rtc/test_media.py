@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def test_packetizer_splits_evenly_marks_last_and_uses_90khz() -> None:
     assert [len(p.payload) for p in packets] == [1000, 1000, 1000]
     assert [p.marker for p in packets] == [False, False, True]
     seqs = [p.sequence_number for p in packets]
-    assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:], strict=False))
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
     later = packetizer.packetize(Frame(capture_time_us=1_033_333, size=1200))
     assert len(later) == 1 and len(later[0].payload) == 1200
     assert (later[0].timestamp - packets[0].timestamp) & 0xFFFFFFFF == 2999  # 33.333 ms
