@@ -239,6 +239,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--only", choices=["delay", "throughput"])
+    parser.add_argument("--rates", default=",".join(map(str, DELAY_RATES_MBIT)),
+                        help="delay-error rates in Mbit/s, comma-separated")
     args = parser.parse_args()
     run_dir = Path(tempfile.mkdtemp(prefix="nlte-bench-"))
     print(f"machine: {psutil.cpu_count()} CPUs, load {psutil.getloadavg()[0]:.2f}")
@@ -255,7 +257,7 @@ def main() -> int:
         print("\ndelay error, 20 ms delay, 1500-byte probe at half the rate (ms)")
         print(f"{'rate Mbit/s':>11}{'pkts':>7}{'recv':>7}{'e2e p50':>9}{'e2e p99':>9}"
               f"{'e2e max':>9}{'link p50':>10}{'link p99':>10}{'app p50':>9}{'app p99':>9}")
-        for rate_mbit in DELAY_RATES_MBIT:
+        for rate_mbit in (int(x) for x in args.rates.split(",")):
             r = delay_run(rate_mbit, args.seconds, run_dir)
             print(f"{rate_mbit:>11}{r['packets']:>7.0f}{r['received']:>7.0f}{r['e2e_p50']:>9.3f}"
                   f"{r['e2e_p99']:>9.3f}{r['e2e_max']:>9.3f}{r['link_p50']:>10.3f}"

@@ -87,7 +87,7 @@ RECIPES: tuple[Recipe, ...] = (
     # Cellular LTE (real, Mahimahi delivery opportunities).
     *(
         Recipe(
-            f"lte/{carrier.lower()}-short.{direction}",
+            f"cellular/{carrier.lower()}-lte-short.{direction}",
             MAHIMAHI_ORIGIN,
             MAHIMAHI_LICENSE,
             _copy(f"mahimahi/{carrier}-LTE-short.{direction}"),
@@ -117,7 +117,7 @@ RECIPES: tuple[Recipe, ...] = (
     # 3G: synthetic HSDPA-like (no real 3G trace in ../shared/external).
     *(
         Recipe(
-            f"3g/synthetic-hsdpa-{seed}.json",
+            f"cellular/3g-synthetic-hsdpa-{seed}.json",
             f"{GENERATED}: Genet params 0.3-4 Mbit/s, T_s 1 s, delay 60 ms one-way, "
             f"queue 60 pkt, delay noise 10 ms, 60 s, seed {seed}; Genet JSON",
             OWN_LICENSE,
@@ -139,7 +139,7 @@ RECIPES: tuple[Recipe, ...] = (
     ),
     # 5G (real, OpenNetLab).
     Recipe(
-        "5g/opennetlab-5g-12mbps.json",
+        "cellular/5g-opennetlab-12mbps.json",
         "OpenNetLab gym tests/data/5G_12mbps.json, verbatim",
         ONL_LICENSE,
         _copy("opennetlab/5G_12mbps.json"),
@@ -298,10 +298,11 @@ README_HEAD = """\
 
 Bandwidth traces shipped with netlab. A scenario names one by its short name:
 the path below without `.json`/`.csv`/`.trace`/`.txt` (e.g.
-`trace: lte/verizon-short.up` or `trace: opennetlab/medium/4g-3mbps`); `netlab
-traces list` prints them, `netlab traces info NAME` and `netlab traces plot
-NAME` show one. Formats are detected from the content (Mahimahi delivery
-opportunities, OpenNetLab JSON, Genet JSON).
+`trace: cellular/verizon-lte-short.up` or `trace: opennetlab/medium/4g-3mbps`;
+a leading `traces/` is accepted too); `netlab traces list` prints them,
+`netlab traces info NAME` and `netlab traces plot NAME` show one. Formats are
+detected from the content (Mahimahi delivery opportunities, OpenNetLab JSON,
+Genet JSON).
 
 This file and every derived trace are written by `python traces/build_corpus.py`
 (from the repository root; `--check` verifies the corpus matches its recipes).

@@ -198,11 +198,10 @@ class TransportFeedback:
             (self.reference_time & 0xFFFFFF) << 8 | (self.feedback_count & 0xFF)))
         for chunk in _encode_chunks(symbols):
             body += struct.pack("!H", chunk)
-        for delta, symbol in zip(self.deltas, symbols, strict=True):
-            if symbol == STATUS_SMALL_DELTA:
-                body.append(delta)  # type: ignore[arg-type]
-            elif symbol == STATUS_LARGE_DELTA:
-                body += struct.pack("!h", delta)
+        for delta in self.deltas:
+            if delta is None:
+                continue
+            body += struct.pack("!B" if 0 <= delta <= 0xFF else "!h", delta)
         body += b"\x00" * (-len(body) % 4)  # "zero padding" to 32 bits (draft §3.1)
         return _header(FMT_TRANSPORT_CC, PT_RTPFB, len(body)) + bytes(body)
 

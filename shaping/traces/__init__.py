@@ -129,7 +129,7 @@ def load_trace(
 
     A relative path is tried against ``base_dir`` (default: the working
     directory; a scenario passes its own directory), then as a corpus name
-    (``lte/verizon-short.up``). The format is detected unless given.
+    (``cellular/verizon-lte-short.up``). The format is detected unless given.
     """
     path, name = _locate(path_or_name, base_dir, corpus_root)
     if format is not None and format not in FORMATS:

@@ -1,7 +1,7 @@
 """The bundled trace corpus (the repository's ``traces/`` directory) by short name.
 
 A short name is a file's path under ``traces/`` without its format suffix
-(``.json``, ``.csv``, ``.trace``, ``.txt``): ``lte/verizon-short.up``,
+(``.json``, ``.csv``, ``.trace``, ``.txt``): ``cellular/verizon-lte-short.up``,
 ``opennetlab/low/4g-500kbps``, ``steps/10-2-10mbit``. Mahimahi's ``.up`` and
 ``.down`` stay in the name because they say which direction a file is for.
 A leading ``traces/`` is accepted, so a scenario may write either form.

@@ -36,4 +36,4 @@ def pair() -> Iterator[VethPair]:
 @pytest.mark.parametrize("cc", ["reno", "cubic", "bbr"])
 def test_goodput_reaches_rate(pair: VethPair, cc: str, rate_mbit: int) -> None:
     ratio = measure(pair, "htb", rate_mbit * 1_000_000, cc, SECONDS)
-    assert BOUND <= ratio <= 0.96, f"{cc} at {rate_mbit} Mbit/s: goodput/rate {ratio:.3f}"
+    assert BOUND <= ratio <= 0.975, f"{cc} at {rate_mbit} Mbit/s: goodput/rate {ratio:.3f}"

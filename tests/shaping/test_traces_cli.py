@@ -48,10 +48,10 @@ def test_info_on_a_bad_file_reports_file_line_and_fix(
 def test_convert_mahimahi_to_opennetlab_and_back(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    source = load_trace("lte/verizon-short.up", corpus_root=REPO_ROOT / "traces")
+    source = load_trace("cellular/verizon-lte-short.up", corpus_root=REPO_ROOT / "traces")
     as_json = tmp_path / "v.json"
     code, out, _ = _run(
-        capsys, "convert", "lte/verizon-short.up", str(as_json), "--granularity", "100ms"
+        capsys, "convert", "cellular/verizon-lte-short.up", str(as_json), "--granularity", "100ms"
     )
     assert code == 0, out
     onl = load_trace(str(as_json))
@@ -69,7 +69,9 @@ def test_convert_mahimahi_to_opennetlab_and_back(
 def test_convert_without_binning_refuses_a_huge_json(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    code, _, err = _run(capsys, "convert", "lte/verizon-short.up", str(tmp_path / "v.json"))
+    code, _, err = _run(
+        capsys, "convert", "cellular/verizon-lte-short.up", str(tmp_path / "v.json")
+    )
     assert code == 1
     assert "--granularity" in err
 
@@ -133,7 +135,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize(
-    "name", ["lte/tmobile-short.down", "outages/dropouts", "3g/synthetic-hsdpa-1"]
+    "name", ["cellular/tmobile-lte-short.down", "outages/dropouts", "cellular/3g-synthetic-hsdpa-1"]
 )
 def test_plot_writes_a_real_png(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
@@ -149,7 +151,7 @@ def test_plot_writes_a_real_png(
 def test_list_names_every_bundled_trace(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "list")
     assert code == 0
-    assert "lte/verizon-short.up" in out and "opennetlab/medium/4g-3mbps" in out
+    assert "cellular/verizon-lte-short.up" in out and "opennetlab/medium/4g-3mbps" in out
 
 
 def test_no_action_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -25,7 +25,15 @@ def test_corpus_is_there_and_small() -> None:
 
 def test_corpus_covers_the_promised_kinds() -> None:
     kinds = {entry.name.split("/")[0] for entry in ENTRIES}
-    assert {"wired", "lte", "3g", "5g", "opennetlab", "steps", "outages"} <= kinds
+    assert {"wired", "cellular", "opennetlab", "steps", "outages"} <= kinds
+    cellular = [e.name for e in ENTRIES if e.name.startswith("cellular/")]
+    for technology in ("-lte-", "3g-", "5g-"):
+        assert any(technology in name for name in cellular), technology
+
+
+def test_the_shipped_scenario_traces_resolve() -> None:
+    for name in ("traces/cellular/verizon-lte-short.up", "traces/cellular/verizon-lte-short.down"):
+        assert load_trace(name, base_dir=REPO_ROOT / "scenarios", corpus_root=TRACES).loop
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)
@@ -62,8 +70,8 @@ def test_default_corpus_dir_is_the_repository_traces() -> None:
 
 def test_unknown_name_suggests_neighbours() -> None:
     with pytest.raises(TraceError) as caught:
-        corpus.resolve("lte/verizon-short", TRACES)
-    assert "verizon-short.up" in caught.value.what
+        corpus.resolve("cellular/verizon-lte-short", TRACES)
+    assert "cellular/verizon-lte-short.up" in caught.value.what
 
 
 @pytest.mark.skipif(not EXTERNAL.is_dir(), reason=f"{EXTERNAL} is not present")

@@ -314,13 +314,13 @@ def test_missing_file_and_unknown_name_say_what_to_do(tmp_path: Path) -> None:
 
 
 def test_relative_paths_resolve_against_base_dir_before_the_corpus(tmp_path: Path) -> None:
-    (tmp_path / "lte").mkdir()
-    (tmp_path / "lte" / "verizon-short.up").write_text("1\n2\n2\n10\n")
-    local = load_trace("lte/verizon-short.up", base_dir=tmp_path)
+    (tmp_path / "cellular").mkdir()
+    (tmp_path / "cellular" / "verizon-lte-short.up").write_text("1\n2\n2\n10\n")
+    local = load_trace("cellular/verizon-lte-short.up", base_dir=tmp_path)
     assert local.opportunities_ms == (1, 2, 2, 10)
-    bundled = load_trace("lte/verizon-short.up", base_dir=tmp_path / "elsewhere")
+    bundled = load_trace("cellular/verizon-lte-short.up", base_dir=tmp_path / "elsewhere")
     assert bundled.period_s == pytest.approx(140.0)
-    assert bundled.name == "lte/verizon-short.up"
+    assert bundled.name == "cellular/verizon-lte-short.up"
 
 
 def test_write_errors_name_the_destination(tmp_path: Path) -> None:

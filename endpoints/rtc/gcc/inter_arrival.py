@@ -61,13 +61,11 @@ class InterArrival:
                 send_delta = current.send_us - previous.send_us
                 arrival_delta = current.complete_us - previous.complete_us
                 if arrival_delta < 0:
-                    # The groups were reordered after their arrival stamps.
+                    # Reordered after their arrival stamps: drop the packet, and
+                    # start over if it keeps happening (as libwebrtc does).
                     self._reordered += 1
                     if self._reordered >= REORDERED_RESET_THRESHOLD:
                         self.reset()
-                        return None
-                    self._previous = current
-                    self._current = _Group(send_us, send_us, arrival_us, arrival_us, size)
                     return None
                 self._reordered = 0
                 result = Deltas(send_delta / 1000, arrival_delta / 1000,

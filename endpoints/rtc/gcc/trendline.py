@@ -73,6 +73,7 @@ class TrendlineEstimator:
                 trend = slope
         if self.num_deltas < 2:
             self.trend = trend
+            self.detector.state = BandwidthUsage.NORMAL
             return self.detector.state
         self.modified_trend = min(self.num_deltas, MIN_NUM_DELTAS) * trend * self.threshold_gain
         self.trend = trend

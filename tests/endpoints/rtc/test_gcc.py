@@ -187,7 +187,7 @@ def test_aimd_state_machine() -> None:
     grown = aimd.update(BandwidthUsage.NORMAL, 1_000_000, 1000)
     assert grown == pytest.approx(1_001_000 * 1.08)
     assert aimd.update(BandwidthUsage.OVERUSING, 600_000, 1100) == pytest.approx(510_000)
-    assert aimd.state is RateControlState.HOLD
+    assert aimd.state.value == RateControlState.HOLD.value  # (mypy narrows `is` too eagerly)
     assert aimd.link_capacity.estimate_kbps == pytest.approx(600)
     assert aimd.update(BandwidthUsage.UNDERUSING, 600_000, 1200) == pytest.approx(510_000)
     aimd.update(BandwidthUsage.NORMAL, 520_000, 1300)  # hold → increase, now additive
@@ -214,3 +214,18 @@ def test_remb_caps_the_target() -> None:
     # 0 lifts the limit; the target then climbs back through the controllers.
     assert bwe.on_remb(0) == 400_000
     assert bwe.remote_limit_bps == float("inf")
+
+
+def test_inter_arrival_drops_reordered_groups_and_resets_after_three() -> None:
+    inter = InterArrival()
+    inter.compute_deltas(0, 100_000, 1000)  # group A completes at 100 ms
+    inter.compute_deltas(10_000, 150_000, 1000)  # group B ...
+    inter.compute_deltas(12_000, 90_000, 1000)  # ... whose last packet is stamped at 90 ms
+    # B "completed" before A: each packet that would close B is dropped; the third resets.
+    assert inter.compute_deltas(30_000, 200_000, 1000) is None
+    assert inter.compute_deltas(40_000, 210_000, 1000) is None
+    assert inter.compute_deltas(50_000, 220_000, 1000) is None
+    assert inter.compute_deltas(60_000, 230_000, 1000) is None  # afresh: first group
+    assert inter.compute_deltas(70_000, 240_000, 1000) is None  # second group opens
+    out = inter.compute_deltas(80_000, 250_000, 1000)
+    assert out is not None and out.arrival_delta_ms == pytest.approx(10.0)

@@ -11,9 +11,12 @@ these tests dissect again.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.contrib.rtcp import RTCP
 
 from endpoints.rtc.errors import PacketError
@@ -28,6 +31,7 @@ from endpoints.rtc.rtcp import (
     ReceiverReport,
     Remb,
     ReportBlock,
+    RtcpPacket,
     Sdes,
     SenderReport,
     TransportFeedback,
@@ -35,6 +39,7 @@ from endpoints.rtc.rtcp import (
     decode_compound,
     encode_compound,
 )
+from endpoints.rtc.rtp import RtpPacket
 
 BLOCK = ReportBlock(ssrc=0xCAFE, fraction_lost=64, cumulative_lost=-3, highest_sequence=70_000,
                     jitter=123, last_sr=0x12345678, delay_since_last_sr=0x10000)
@@ -146,8 +151,8 @@ def test_transport_feedback_chunk_kinds() -> None:
 
 
 def test_compound_round_trip_and_scapy_walk() -> None:
-    packets = [ReceiverReport(1, (BLOCK,)), Sdes(((1, "cname"),)), FEEDBACK,
-               Remb(1, 2_500_000, (3,))]
+    packets: list[RtcpPacket] = [ReceiverReport(1, (BLOCK,)), Sdes(((1, "cname"),)), FEEDBACK,
+                                 Remb(1, 2_500_000, (3,))]
     data = encode_compound(packets)
     assert decode_compound(data) == packets
     layers = scapy_split(data)
@@ -183,3 +188,14 @@ def test_unencodable_values_raise() -> None:
         TransportFeedback(1, 2, 0, 0, 0, ()).encode()
     with pytest.raises(PacketError):
         TransportFeedback(1, 2, 0, 1 << 23, 0, (1,)).encode()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_raise_only_packet_error(data: bytes) -> None:
+    """A receiver faces any UDP payload: malformed input must be a PacketError, never a crash."""
+    for raw in (data, bytes([0x80 | (data[0] & 0x3F if data else 0)]) + data[1:]):
+        with contextlib.suppress(PacketError):
+            decode_compound(raw)
+        with contextlib.suppress(PacketError):
+            RtpPacket.decode(raw)

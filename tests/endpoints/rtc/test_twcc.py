@@ -17,8 +17,8 @@ def round_trip(received: dict[int, int], first_seq: int = 0,
                max_status_count: int = 500) -> dict[int, int | None]:
     """Build feedback for ``received`` (seq offset → arrival µs), send it as bytes, parse it."""
     builder = FeedbackBuilder(sender_ssrc=1, media_ssrc=2, max_status_count=max_status_count)
-    for offset, arrival in sorted(received.items(), key=lambda item: item[1]):
-        builder.on_packet((first_seq + offset) & 0xFFFF, arrival)
+    for offset, arrival_us in sorted(received.items(), key=lambda item: item[1]):
+        builder.on_packet((first_seq + offset) & 0xFFFF, arrival_us)
     wire = encode_compound(builder.build())
     parsed: dict[int, int | None] = {}
     for packet in decode_compound(wire):
