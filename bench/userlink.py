@@ -57,7 +57,12 @@ IPERF_PORT = 5299
 UDP_PAYLOAD = 1472  # 1500-byte IP packets
 HEADER = struct.Struct("!Iq")
 TIMESPEC = struct.Struct("@ll")
-SO_TIMESTAMPNS = 35  # Linux; the socket module does not export it
+SO_TIMESTAMPNS = 35  # Linux (asm-generic/socket.h); the socket module lacks these
+SO_TIMESTAMPING = 37
+IP_RECVERR = 11
+# SOF_TIMESTAMPING_TX_SOFTWARE | SOFTWARE | OPT_ID | OPT_TSONLY
+TIMESTAMPING_FLAGS = (1 << 1) | (1 << 4) | (1 << 7) | (1 << 11)
+SOCK_EXTENDED_ERR = struct.Struct("=IBBBBII")  # errno, origin, type, code, pad, info, data
 DELAY_RATES_MBIT = (1, 5, 20, 50, 100)
 
 
@@ -163,23 +168,51 @@ def receiver(conn: Connection, seconds: float) -> None:
     conn.send(records)
 
 
+def _tx_stamps(sock: socket.socket, offset: int, into: dict[int, int]) -> None:
+    """Collect software TX timestamps (taken in the TUN driver's xmit) by packet id."""
+    while True:
+        try:
+            _, anc, _, _ = sock.recvmsg(1, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        stamp = ident = None
+        for level, kind, value in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING:
+                sec, nsec = TIMESPEC.unpack_from(value)
+                stamp = sec * 1_000_000_000 + nsec - offset
+            elif level == socket.IPPROTO_IP and kind == IP_RECVERR:
+                ident = SOCK_EXTENDED_ERR.unpack_from(value)[6]  # ee_data: the OPT_ID counter
+        if stamp is not None and ident is not None:
+            into[ident] = stamp
+
+
 def send_probe(rate_bps: int, seconds: float) -> list[tuple[int, int]]:
-    """Paced 1500-byte UDP packets at half ``rate_bps``; returns (seq, send_ns)."""
+    """Paced 1500-byte UDP packets at half ``rate_bps``; returns (seq, tx_ns).
+
+    ``tx_ns`` is the kernel's software TX stamp, taken when the packet enters
+    the TUN device (the link's input), so the sender's own scheduling delays
+    between stamping and sending are not charged to the link.
+    """
     sock = in_netns(NS_A, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, TIMESTAMPING_FLAGS)
+    offset = realtime_to_monotonic_ns()
     interval = 2 * (UDP_PAYLOAD + 28 + 14) * 8 / rate_bps
     pad = bytes(UDP_PAYLOAD - HEADER.size)
-    sent: list[tuple[int, int]] = []
+    stamps: dict[int, int] = {}
     t0 = time.monotonic()
     n = int(seconds / interval)
     for seq in range(n):
         wait = t0 + seq * interval - time.monotonic()
         if wait > 0:
             time.sleep(wait)
-        now = time.monotonic_ns()
-        sock.sendto(HEADER.pack(seq, now) + pad, (ADDR_B, PROBE_PORT))
-        sent.append((seq, now))
+        sock.sendto(HEADER.pack(seq, time.monotonic_ns()) + pad, (ADDR_B, PROBE_PORT))
+        _tx_stamps(sock, offset, stamps)
+    deadline = time.monotonic() + 1.0
+    while len(stamps) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+        _tx_stamps(sock, offset, stamps)
     sock.close()
-    return sent
+    return sorted(stamps.items())
 
 
 def model_due(shape: LinkShape, sent: list[tuple[int, int]]) -> dict[int, int]:

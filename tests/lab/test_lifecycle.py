@@ -76,8 +76,9 @@ def test_second_up_of_the_same_name_is_refused() -> None:
     try:
         with pytest.raises(NetlabError) as info:
             lifecycle.up(s)
-        assert "is already up" in info.value.what
-        assert info.value.fix == f"run 'netlab down {s.name}' first, or rename the scenario"
+        rendered = info.value.render()
+        assert f"a lab named '{s.name}' is already up" in rendered
+        assert f"fix: `netlab down {s.name}`" in rendered
     finally:
         lab.down()
 
