@@ -202,10 +202,13 @@ def main() -> int:
                         help="seconds of each Mahimahi trace to replay (140 = whole)")
     parser.add_argument("--skip-capacity", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--keep-logs", type=Path, help="write the replay logs here (kept)")
     args = parser.parse_args()
     report: dict[str, Any] = {"timing": {}, "capacity": {}}
+    parser_keep = args.keep_logs
     with tempfile.TemporaryDirectory(prefix="nltg-bench-") as tmp, veth_pair():
-        workdir = Path(tmp)
+        workdir = parser_keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         for step in (0.010, 0.100):
             label = f"{int(step * 1000)}ms"
             ours = netlab_timing(step, args.timing_seconds, workdir)

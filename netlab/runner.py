@@ -20,6 +20,7 @@ from netlab.probes.echo import EchoServers, ping
 
 WIRE_GOODPUT = 1448 / 1514  # TCP payload share of a full Ethernet frame (timestamps on)
 RAMP_SKIP_S = 0.5
+SETTLE_S = 0.2
 
 
 @dataclass
@@ -66,7 +67,8 @@ def probe_links(plan: LabPlan, duration_s: float,
                 progress(f"{link} {direction}", index / len(directions))
             src_ns = plan.hosts[out.host].namespace
             dst_ns = plan.hosts[into.host].namespace
-            echo = ping(src_ns, str(into.address.ip), count=10, interval_s=0.005)
+            time.sleep(SETTLE_S)  # let the previous probe's queues drain
+            echo = ping(src_ns, str(into.address.ip), count=20, interval_s=0.005)
             bulk = bulk_transfer(src_ns, dst_ns, str(into.address.ip), slice_s,
                                  port=5201 + index)
             results.append(ProbeMeasurement(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import signal
+import sys
 import time
 from pathlib import Path
 from types import FrameType
@@ -57,7 +58,7 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
                                 probe_fidelity(measurements), started=started, ended=time.time())
         run_dir = new_run_dir(out_base, scenario.name)
         write_results(run_dir, results)
-        print_summary(results, run_dir, Console(quiet=quiet))
+        print_summary(results, run_dir, Console(quiet=quiet, width=None if sys.stdout.isatty() else 120))
         finished = True
         return run_dir
     finally:

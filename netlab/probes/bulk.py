@@ -8,6 +8,7 @@ start-up transient can be left out of the measured rate.
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ def bulk_transfer(src_ns: str, dst_ns: str, dst_addr: str, seconds: float, *,
                     n = conn.recv_into(buf)
                 except TimeoutError:
                     n = -1
+                except ConnectionResetError:
+                    break
                 if n == 0:
                     break
                 if n > 0:
@@ -80,6 +83,9 @@ def bulk_transfer(src_ns: str, dst_ns: str, dst_addr: str, seconds: float, *,
                 continue
             except OSError:
                 break
+        # abort rather than close: a graceful close would keep draining the
+        # send buffer (megabytes) into the link after the measurement ends
+        sender.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sender.close()
 
     receiver = threading.Thread(target=receive, name="bulk-recv", daemon=True)

@@ -20,7 +20,9 @@ queue_packets (-1), queue_bytes (-1)``.
 from __future__ import annotations
 
 import os
+import queue
 import struct
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,30 +40,72 @@ CHANGE_RECORD = struct.Struct("<qqqdddqq")
 _FLUSH_BYTES = 1 << 16
 
 
+class BackgroundWriter:
+    """Writes log chunks from a thread, so a slow disk never stalls packet delivery.
+
+    Writing to a busy ext4 page cache occasionally blocked the link process
+    for milliseconds; ``os.write`` releases the GIL, so the packet loop keeps
+    running while this thread waits on the disk.  The thread runs at normal
+    priority even when the process asked for SCHED_FIFO.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[int, bytes] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="userlink-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass
+        while (job := self._jobs.get()) is not None:
+            fd, data = job
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+
+    def submit(self, fd: int, data: bytes) -> None:
+        self._jobs.put((fd, data))
+
+    def close(self) -> None:
+        """Write everything submitted so far, then stop the thread."""
+        self._jobs.put(None)
+        self._thread.join()
+
+
 class _RecordFile:
     """Append-only file of fixed-size records, buffered in memory."""
 
-    def __init__(self, path: Path, magic: bytes) -> None:
+    def __init__(self, path: Path, magic: bytes, writer: BackgroundWriter | None) -> None:
         self.path = path
+        self.writer = writer
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         os.write(self.fd, magic.ljust(HEADER_BYTES, b"\0"))
         self.buffer = bytearray()
 
     def flush(self) -> None:
         if self.buffer and self.fd >= 0:
-            os.write(self.fd, self.buffer)
+            if self.writer is not None:
+                self.writer.submit(self.fd, bytes(self.buffer))
+            else:
+                os.write(self.fd, self.buffer)
             self.buffer.clear()
 
     def close(self) -> None:
+        """Flush and close (with a BackgroundWriter: after closing the writer)."""
+        self.flush()
+        self.release()
+
+    def release(self) -> None:
         if self.fd >= 0:
-            self.flush()
             os.close(self.fd)
             self.fd = -1
 
 
 class PacketLogWriter(_RecordFile):
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, PACKET_MAGIC)
+    def __init__(self, path: Path, writer: BackgroundWriter | None = None) -> None:
+        super().__init__(path, PACKET_MAGIC, writer)
         self._pack = PACKET_RECORD.pack
 
     def record(
@@ -73,8 +117,8 @@ class PacketLogWriter(_RecordFile):
 
 
 class ChangeLogWriter(_RecordFile):
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, CHANGE_MAGIC)
+    def __init__(self, path: Path, writer: BackgroundWriter | None = None) -> None:
+        super().__init__(path, CHANGE_MAGIC, writer)
 
     def record(self, scheduled_ns: int, applied_ns: int, shape: LinkShape) -> None:
         queue_packets = queue_bytes = -1

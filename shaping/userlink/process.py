@@ -35,7 +35,7 @@ from shaping.spec import LinkShape
 from .config import DIRECTIONS, DirectionName, UserLinkSpec, spec_from_json
 from .control import MAX_DATAGRAM, control_path, decode_change
 from .engine import REASON_DELIVERED, REASON_WRITE_ERROR, DirectionEngine
-from .log import ChangeLogWriter, PacketLogWriter
+from .log import BackgroundWriter, ChangeLogWriter, PacketLogWriter
 from .wiring import open_tun
 
 READ_BATCH = 64  # packets read per fd per wake-up (draining beats one read per select)
@@ -90,6 +90,7 @@ class LinkProcess:
         self.packet_logs: dict[DirectionName, PacketLogWriter] = {}
         self.change_logs: dict[DirectionName, ChangeLogWriter] = {}
         self.engines: dict[DirectionName, DirectionEngine] = {}
+        self.log_writer: BackgroundWriter | None = None
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.exit_reason = "stopped"
 
@@ -106,12 +107,13 @@ class LinkProcess:
         ctl.bind(str(self.ctl_path))
         ctl.setblocking(False)
         self.ctl = ctl
+        self.log_writer = writer = BackgroundWriter()
         for direction in DIRECTIONS:
             self.packet_logs[direction] = PacketLogWriter(
-                packet_log_path(spec.run_dir, spec.link_id, direction)
+                packet_log_path(spec.run_dir, spec.link_id, direction), writer
             )
             self.change_logs[direction] = ChangeLogWriter(
-                change_log_path(spec.run_dir, spec.link_id, direction)
+                change_log_path(spec.run_dir, spec.link_id, direction), writer
             )
         start_ns = time.monotonic_ns()
         for direction in DIRECTIONS:
@@ -242,8 +244,13 @@ class LinkProcess:
         now = time.monotonic_ns()
         for engine in self.engines.values():
             engine.shutdown(now)
-        for writer in [*self.packet_logs.values(), *self.change_logs.values()]:
-            writer.close()
+        files = [*self.packet_logs.values(), *self.change_logs.values()]
+        for record_file in files:
+            record_file.flush()
+        if self.log_writer is not None:
+            self.log_writer.close()
+        for record_file in files:
+            record_file.release()
         if self.ctl is not None:
             self.ctl.close()
             with contextlib.suppress(FileNotFoundError):
