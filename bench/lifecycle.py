@@ -67,7 +67,7 @@ def shell_script(plan: LabPlan) -> tuple[str, str]:
             if rate:
                 up.append(f"tc -n {ns} qdisc add dev {iface.name} root handle 1: htb default 1")
                 up.append(f"tc -n {ns} class add dev {iface.name} parent 1: classid 1:1 htb "
-                          f"rate {rate}bit")
+                          f"rate {rate}bit quantum 1514")
         for key, value in host.sysctls.items():
             up.append(f"ip netns exec {ns} sysctl -q -w {key}={value}")
         for route in host.routes:

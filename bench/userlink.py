@@ -37,8 +37,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shaping.spec import LinkShape  # noqa: E402
-from shaping.userlink import (  # noqa: E402
+from shaping.spec import LinkShape
+from shaping.userlink import (
     DirectionConfig,
     DirectionEngine,
     UserLinkHandle,
@@ -47,7 +47,7 @@ from shaping.userlink import (  # noqa: E402
     read_packet_log,
     start_link,
 )
-from shaping.userlink.wiring import in_netns  # noqa: E402
+from shaping.userlink.wiring import in_netns
 
 NS_A, NS_B = "nlte-bench-a", "nlte-bench-b"
 IF_A, IF_B = "nlteb0", "nlteb1"

@@ -20,7 +20,13 @@ from netlab.lab.plan import LabPlan, plan_lab, plan_to_json
 from netlab.lab.shaping import LinkShaping, shape_lab
 from netlab.lab.teardown import TeardownReport, teardown
 from netlab.paths import LOCK_FILE, lab_dir, run_root
-from netlab.preflight import choose_backend, choose_subnet, probe_kernel, raise_on_failures, run_preflight
+from netlab.preflight import (
+    choose_backend,
+    choose_subnet,
+    probe_kernel,
+    raise_on_failures,
+    run_preflight,
+)
 from netlab.scenario.model import Scenario
 
 Backend = Literal["kernel", "user"]
@@ -112,15 +118,15 @@ def up(scenario: Scenario, *, backend: str | None = None,
 def _build(lab: Lab) -> None:
     plan, journal = lab.plan, lab.journal
     builder.create_namespaces(plan, journal)
-    with builder.netlink_pool() as pool:
-        if lab.backend == "kernel":
-            builder.create_veths(plan, journal, pool)
-        else:
-            lab.shaping.create_user_links(plan, journal)
-        for host in plan.hosts.values():
-            builder.configure_host(host, pool)
-        journal.set(plan=plan_to_json(plan))
-        shape_lab(lab.shaping, plan, journal, pool, lab.backend, probe_kernel())
+    pool = lab.shaping.pool  # one netlink socket per namespace, kept for later changes
+    if lab.backend == "kernel":
+        builder.create_veths(plan, journal, pool)
+    else:
+        lab.shaping.create_user_links(plan, journal)
+    for host in plan.hosts.values():
+        builder.configure_host(host, pool)
+    journal.set(plan=plan_to_json(plan))
+    shape_lab(lab.shaping, plan, journal, lab.backend, probe_kernel())
     journal.set(status="up")
 
 

@@ -136,18 +136,23 @@ def call_inside(name: str, func: Callable[[], T]) -> T:
         return func()
 
 
-def pids_inside(name: str) -> list[int]:
-    """Processes whose network namespace is ``name`` (by inode, not by name)."""
-    try:
-        inode = inode_of(name)
-    except FileNotFoundError:
+def pids_inside(names: list[str]) -> list[int]:
+    """Processes whose network namespace is one of ``names`` (matched by the
+    namespace's inode, never by process name); one pass over /proc."""
+    inodes = set()
+    for name in names:
+        try:
+            inodes.add(inode_of(name))
+        except FileNotFoundError:
+            continue
+    if not inodes:
         return []
     found: list[int] = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            if os.stat(f"/proc/{entry}/ns/net").st_ino == inode:
+            if os.stat(f"/proc/{entry}/ns/net").st_ino in inodes:
                 found.append(int(entry))
         except OSError:
             continue

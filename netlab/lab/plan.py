@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netlab.errors import NetlabError
-from netlab.paths import NAMESPACE_PREFIX
+from netlab import paths
 from netlab.scenario.model import Direction, Scenario
 from shaping.spec import LinkShape, QueueLimit
 
@@ -90,7 +90,7 @@ class LabPlan:
 
 
 def namespace_name(lab: str, host: str) -> str:
-    return f"{NAMESPACE_PREFIX}{lab}-{host}"
+    return f"{paths.NAMESPACE_PREFIX}{lab}-{host}"
 
 
 def _interface_names(scenario: Scenario) -> dict[tuple[str, str], str]:

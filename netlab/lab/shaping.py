@@ -16,8 +16,10 @@ from netlab.lab.builder import NetlinkPool
 from netlab.lab.plan import LabPlan
 from netlab.lab.state import StateJournal
 from netlab.preflight import KernelCapabilities
+from shaping.spec import LinkShape
 
 Backend = Literal["kernel", "user"]
+UNSHAPED = LinkShape()
 
 
 @dataclass
@@ -51,12 +53,14 @@ class LinkShaping:
         self.pool.close()
 
 
-def shape_lab(shaping: LinkShaping, plan: LabPlan, journal: StateJournal, build_pool: NetlinkPool,
+def shape_lab(shaping: LinkShaping, plan: LabPlan, journal: StateJournal,
               backend: Backend, caps: KernelCapabilities) -> None:
     if backend == "kernel":
         from shaping.tc import make_shaper
 
         for iface in plan.interfaces():
+            if iface.egress.shape == UNSHAPED and iface.egress.trace is None:
+                continue  # nothing asked of this direction: leave the veth as it is
             namespace = plan.hosts[iface.host].namespace
             shaper = make_shaper("htb", shaping.pool.get(namespace), iface.name,
                                  netem=caps.has_qdisc("netem"))

@@ -2,8 +2,9 @@
 
 ``netlab down`` replays this journal backwards, so it removes exactly what
 the lab made -- after a clean exit, an exception or a SIGKILL -- and never
-anything it did not record.  Writes are atomic (write + rename) so a crash
-mid-write leaves the previous, still-valid journal.
+anything it did not record.  Objects are appended, one JSON line each, to
+``objects.jsonl`` (O(1) per object, and a torn last line is ignored); the
+lab's metadata lives in ``state.json``, replaced atomically (write + rename).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from netlab.paths import lab_dir, run_root, state_path
+
+OBJECTS_FILE = "objects.jsonl"
 
 ObjectKind = Literal["netns", "link", "process", "file", "dir"]
 
@@ -58,15 +61,14 @@ class LabState:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["namespaces"] = self.namespaces
+        del data["objects"]  # journaled line by line in objects.jsonl
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> LabState:
-        objects = [Recorded(**o) for o in data.get("objects", [])]
+    def from_json(cls, data: dict[str, Any], objects: list[Recorded]) -> LabState:
         return cls(
             lab=data["lab"],
-            owner_pid=int(data.get("owner_pid", 0)),
+            owner_pid=owner if isinstance(owner := data.get("owner_pid"), int) else 0,
             created=float(data.get("created", 0.0)),
             scenario_path=data.get("scenario_path"),
             subnet=data.get("subnet"),
@@ -78,11 +80,12 @@ class LabState:
 
 
 class StateJournal:
-    """Owns one lab's state file; ``record`` persists before returning."""
+    """Owns one lab's state files; ``record`` persists before returning."""
 
     def __init__(self, state: LabState) -> None:
         self.state = state
         self.path = state_path(state.lab)
+        self.objects_path = objects_path(state.lab)
 
     @classmethod
     def start(cls, lab: str, **fields: Any) -> StateJournal:
@@ -93,8 +96,14 @@ class StateJournal:
 
     def record(self, kind: ObjectKind, name: str, netns: str | None = None,
                pid_start: float | None = None) -> None:
-        self.state.objects.append(Recorded(kind, name, netns, pid_start))
-        self.save()
+        entry = Recorded(kind, name, netns, pid_start)
+        self.state.objects.append(entry)
+        line = json.dumps(asdict(entry), separators=(",", ":")) + "\n"
+        fd = os.open(self.objects_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
 
     def set(self, **fields: Any) -> None:
         for key, value in fields.items():
@@ -103,15 +112,34 @@ class StateJournal:
 
     def save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state.to_json(), indent=1))
+        tmp.write_text(json.dumps(self.state.to_json(), separators=(",", ":")))
         os.replace(tmp, self.path)
+
+
+def objects_path(lab: str) -> Path:
+    return lab_dir(lab) / OBJECTS_FILE
+
+
+def _read_objects(lab: str) -> list[Recorded]:
+    try:
+        lines = objects_path(lab).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    objects = []
+    for line in lines:
+        try:
+            objects.append(Recorded(**json.loads(line)))
+        except (ValueError, TypeError):
+            continue  # a line torn by a crash mid-write: its object was not made yet
+    return objects
 
 
 def load(lab: str) -> LabState | None:
     try:
-        return LabState.from_json(json.loads(state_path(lab).read_text()))
+        data = json.loads(state_path(lab).read_text())
     except FileNotFoundError:
         return None
+    return LabState.from_json(data, _read_objects(lab))
 
 
 def all_labs() -> list[LabState]:

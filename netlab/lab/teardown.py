@@ -65,9 +65,15 @@ def _stop_processes(pids: list[int], report: TeardownReport) -> None:
     report.removed.extend(f"process {pid}" for pid in alive)
 
 
-def _delete_link(obj: Recorded, report: TeardownReport) -> None:
-    if obj.netns is not None and not netns.exists(obj.netns):
-        return  # gone with its namespace
+def _delete_link(obj: Recorded, own_namespaces: set[str], report: TeardownReport) -> None:
+    """Delete a link that would outlive the lab's namespaces.
+
+    A link inside one of the lab's own namespaces goes with it (the kernel
+    frees a namespace's devices when the namespace goes), so only links in
+    other namespaces (the machine's own, for example) are deleted one by one.
+    """
+    if obj.netns in own_namespaces or (obj.netns is not None and not netns.exists(obj.netns)):
+        return
     try:
         ipr = netns.call_inside(obj.netns, IPRoute) if obj.netns else IPRoute()
     except OSError as exc:
@@ -91,11 +97,11 @@ def teardown(state: LabState) -> TeardownReport:
     own_namespaces = [o.name for o in state.objects if o.kind == "netns"]
     recorded = [o for o in state.objects if o.kind == "process" and _matches_start(
         int(o.name), o.pid_start)]
-    inside = [pid for ns in own_namespaces for pid in netns.pids_inside(ns)]
+    inside = netns.pids_inside(own_namespaces)
     _stop_processes(sorted({int(o.name) for o in recorded} | set(inside)), report)
     for obj in reversed(state.objects):
         if obj.kind == "link":
-            _delete_link(obj, report)
+            _delete_link(obj, set(own_namespaces), report)
         elif obj.kind == "netns":
             if netns.remove(obj.name):
                 report.removed.append(f"netns {obj.name}")

@@ -8,16 +8,16 @@ can show every row and ``netlab up`` can report every problem at once
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from netlab import paths
 from netlab.errors import NetlabError
+from netlab.lab import state as lab_state
+from netlab.lab.plan import namespace_name
 from netlab.preflight import addresses
 from netlab.preflight.capabilities import (
     NETNS_DIR,
@@ -291,28 +291,6 @@ def machine_report(caps: KernelCapabilities) -> list[ProbeResult]:
 # --------------------------------------------------------------------- scenario checks
 
 
-def _read_state(path: Path) -> dict[str, object] | None:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def check_lab_not_up(scenario: Scenario) -> list[ProbeResult]:
     """A lab of this name is up if its state file's owner lives or its namespaces exist.
 
@@ -322,18 +300,21 @@ def check_lab_not_up(scenario: Scenario) -> list[ProbeResult]:
     name = scenario.name
     path = paths.state_path(name)
     fix = f"`netlab down {name}`"
-    state = _read_state(path)
+    try:
+        state = lab_state.load(name)
+    except (OSError, ValueError, KeyError, TypeError):
+        state = None  # unreadable: treated as stale below
+        garbled = path.exists()
+    else:
+        garbled = False
     reasons: list[str] = []
-    if state:
-        owner = state.get("owner_pid")
-        if isinstance(owner, int) and not isinstance(owner, bool) and _pid_alive(owner):
-            reasons.append(f"owner pid {owner} is alive")
-        recorded = state.get("namespaces")
-        if isinstance(recorded, list):
-            alive = [ns for ns in recorded if isinstance(ns, str) and (NETNS_DIR / ns).exists()]
-            if alive:
-                reasons.append(f"namespaces {', '.join(alive)} exist")
-    expected = [f"{paths.NAMESPACE_PREFIX}{name}-{host.name}" for host in scenario.hosts]
+    if state is not None:
+        if lab_state.pid_alive(state.owner_pid):
+            reasons.append(f"owner pid {state.owner_pid} is alive")
+        alive = [ns for ns in state.namespaces if (NETNS_DIR / ns).exists()]
+        if alive:
+            reasons.append(f"namespaces {', '.join(alive)} exist")
+    expected = [namespace_name(name, host.name) for host in scenario.hosts]
     leftovers = [ns for ns in expected if (NETNS_DIR / ns).exists()]
     if reasons:
         return [
@@ -357,7 +338,7 @@ def check_lab_not_up(scenario: Scenario) -> list[ProbeResult]:
                 where=f"{NETNS_DIR}",
             )
         ]
-    if state is not None:
+    if state is not None or garbled:
         return [
             ProbeResult(
                 "lab name",

@@ -75,7 +75,9 @@ def run_replay(
     if not schedule.loop:
         period_end = start_ns + round(schedule.period_s * 1e9)
         end_ns = period_end if end_ns is None else min(end_ns, period_end)
-    next_sample = start_ns if sample is not None else None
+    # Counters are read half an interval off the change grid: a read costs
+    # ~0.6 ms of Python, and it should not sit in front of a change deadline.
+    next_sample = start_ns + sample_interval_ns // 2 if sample is not None else None
     while True:
         if should_stop():
             outcome.reason = "stopped"

@@ -20,7 +20,7 @@ from shaping.tc.dryrun import DryRun
 from shaping.tc.leaf import Leaf, fifo_leaf
 from shaping.tc.netem import NetemOptions, netem_limit
 from shaping.tc.netlink import NetlinkSink
-from shaping.tc.offload import read_offloads, set_offloads, shaped_offloads
+from shaping.tc.offload import gso_segments, read_offloads, set_offloads, shaped_offloads
 from shaping.tc.ops import LinkOp, OpSink, TcOp
 from shaping.tc.text import rate_text
 from shaping.tc.wire import TC_H_ROOT
@@ -90,7 +90,9 @@ class TcShaper(ABC):
         plan = self._resolve(shape, keep_netem=False)
         if not isinstance(self._sink, DryRun) and self._saved_offloads is None:
             self._saved_offloads = read_offloads(self._ipr, self.ifname)
-        self._sink.run_link(shaped_offloads(self.ifname))
+        queue_bytes = plan.queue.bytes or frames_for(plan.queue) * FRAME_BYTES
+        segments = gso_segments(plan.rate_bps, plan.burst_bytes, queue_bytes)
+        self._sink.run_link(shaped_offloads(self.ifname, segments))
         self._delete_root()
         for op in self._install_ops(plan):
             self._sink.run(op)

@@ -19,6 +19,7 @@ queue_packets (-1), queue_bytes (-1)``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import struct
@@ -55,10 +56,6 @@ class BackgroundWriter:
         self._thread.start()
 
     def _run(self) -> None:
-        try:
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-        except OSError:
-            pass
         while (job := self._jobs.get()) is not None:
             fd, data = job
             view = memoryview(data)

@@ -255,8 +255,16 @@ def lab_prefix(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def _write_state(run_root: Path, lab: str, data: object) -> Path:
+    """A lab's state as the journal writes it: metadata in state.json, one
+    recorded object per line in objects.jsonl."""
     (run_root / lab).mkdir(exist_ok=True)
     path = run_root / lab / "state.json"
+    if isinstance(data, dict):
+        namespaces = data.pop("namespaces", [])
+        data = {"lab": lab, "created": 0.0, **data}
+        lines = [json.dumps({"kind": "netns", "name": ns}) for ns in namespaces
+                 if isinstance(ns, str)] if isinstance(namespaces, list) else ["{torn"]
+        (run_root / lab / "objects.jsonl").write_text("".join(f"{line}\n" for line in lines))
     path.write_text(data if isinstance(data, str) else json.dumps(data))
     return path
 

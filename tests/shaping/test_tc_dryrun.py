@@ -133,3 +133,17 @@ def test_burst_and_default_queue_follow_the_rate() -> None:
     assert default_queue(10_000_000, delay_s=0.1).bytes == 250_000  # 2 x one-way delay
     assert default_queue(500_000).bytes == 8 * 1514  # floor
     assert default_queue(None).packets == 1000
+
+
+def test_gso_limit_follows_rate_and_queue() -> None:
+    dry = DryRun()
+    shaper = make_shaper("htb", None, "veth-a", netem=False, dry_run=dry)
+    shaper.apply(LinkShape(rate_bps=100_000_000))  # below 200 Mbit/s: one frame
+    shaper.apply(LinkShape(rate_bps=1_000_000_000))  # 12.5 MB queue, 250 kB bucket
+    shaper.apply(LinkShape(rate_bps=1_000_000_000, queue=QueueLimit(packets=20)))
+    links = [line for line in dry.lines() if line.startswith("ip link")]
+    assert links == [
+        "ip link set dev veth-a gso_max_size 1514 gso_max_segs 1",
+        "ip link set dev veth-a gso_max_size 24224 gso_max_segs 16",
+        "ip link set dev veth-a gso_max_size 3028 gso_max_segs 2",  # 1/8 of 20 frames
+    ]
