@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from netlab.lab import lifecycle  # noqa: E402
-from netlab.lab.plan import LabPlan, plan_lab  # noqa: E402
-from netlab.preflight import probe_kernel  # noqa: E402
-from netlab.scenario.model import Direction, Host, Link, Scenario  # noqa: E402
-from shaping.spec import LinkShape  # noqa: E402
+from netlab.lab import lifecycle
+from netlab.lab.plan import LabPlan, plan_lab
+from netlab.preflight import probe_kernel
+from netlab.scenario.model import Direction, Host, Link, Scenario
+from shaping.spec import LinkShape
 
 SUBNET = ipaddress.IPv4Network("10.213.0.0/16")
 BOTTLENECK = LinkShape(rate_bps=20_000_000)

@@ -32,15 +32,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shaping.fidelity import kernel_direction  # noqa: E402
-from shaping.replay import (  # noqa: E402
+from shaping.fidelity import kernel_direction
+from shaping.replay import (
     build_schedule,
     constant_steps,
     read_replay_log,
     start_replayer,
 )
-from shaping.spec import LinkShape, QueueLimit  # noqa: E402
-from shaping.traces import load_trace  # noqa: E402
+from shaping.spec import LinkShape, QueueLimit
+from shaping.traces import load_trace
 
 PREFIX = "nltg-bench"
 NS_A, NS_B = f"{PREFIX}-a", f"{PREFIX}-b"

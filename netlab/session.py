@@ -58,7 +58,8 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
                                 probe_fidelity(measurements), started=started, ended=time.time())
         run_dir = new_run_dir(out_base, scenario.name)
         write_results(run_dir, results)
-        print_summary(results, run_dir, Console(quiet=quiet, width=None if sys.stdout.isatty() else 120))
+        width = None if sys.stdout.isatty() else 120
+        print_summary(results, run_dir, Console(quiet=quiet, width=width))
         finished = True
         return run_dir
     finally:

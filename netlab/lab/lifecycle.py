@@ -19,7 +19,7 @@ from netlab.lab import builder, netns, state
 from netlab.lab.plan import LabPlan, plan_lab, plan_to_json
 from netlab.lab.shaping import LinkShaping, shape_lab
 from netlab.lab.teardown import TeardownReport, teardown
-from netlab.paths import LOCK_FILE, lab_dir, run_root
+from netlab.paths import LOCK_FILE, lab_dir, run_root, state_path
 from netlab.preflight import (
     choose_backend,
     choose_subnet,
@@ -96,7 +96,7 @@ def up(scenario: Scenario, *, backend: str | None = None,
                 raise LabExists(
                     f"a lab named '{scenario.name}' is already up "
                     f"(owner pid {existing.owner_pid}, {len(existing.namespaces)} namespaces)",
-                    where=str(state.state_path(scenario.name)),
+                    where=str(state_path(scenario.name)),
                     fix=f"run 'netlab down {scenario.name}' first, or rename the scenario",
                 )
             teardown(existing)  # stale journal of a lab whose objects are all gone
@@ -135,7 +135,7 @@ def down(name: str) -> TeardownReport:
     if existing is None:
         raise NetlabError(
             f"no lab named '{name}' is up",
-            where=str(state.state_path(name)),
+            where=str(state_path(name)),
             fix="'netlab status' lists the labs that are up",
         )
     return teardown(existing)

@@ -12,8 +12,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from netlab.errors import NetlabError
 from netlab import paths
+from netlab.errors import NetlabError
 from netlab.scenario.model import Direction, Scenario
 from shaping.spec import LinkShape, QueueLimit
 

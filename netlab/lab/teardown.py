@@ -34,7 +34,8 @@ def _matches_start(pid: int, start: float | None) -> bool:
     if start is None:
         return True
     try:
-        return abs(psutil.Process(pid).create_time() - start) < 0.05
+        created: float = psutil.Process(pid).create_time()
+        return abs(created - start) < 0.05
     except psutil.Error:
         return False
 

@@ -220,11 +220,7 @@ class LinkProcess:
             t_ba = ba.next_event_ns()
             nxt = t_ab if t_ba is None or (t_ab is not None and t_ab < t_ba) else t_ba
             wait = MAX_WAIT_S if nxt is None else min(MAX_WAIT_S, max(0, nxt - now) / 1e9)
-            t_sel = clock()
             ready = select.select(readers, [], [], wait)[0]
-            t_woke = clock()
-            if nxt is not None and not ready and t_woke - max(nxt, t_sel) > 500_000:
-                print(f"LATEWAKE {(t_woke - nxt)/1e3:.0f}us wait={wait*1e6:.0f}us", file=sys.stderr)
             for fd in ready:
                 if fd == fd_a:
                     self._read_input(fd_a, ab)
@@ -237,9 +233,6 @@ class LinkProcess:
             now = clock()
             self._deliver(ab, fd_b, log_ab, now)
             self._deliver(ba, fd_a, log_ba, now)
-            t_end = clock()
-            if t_end - t_woke > 500_000:
-                print(f"SLOWITER {(t_end - t_woke)/1e3:.0f}us ready={len(ready)}", file=sys.stderr)
             if now >= next_flush:
                 log_ab.flush()
                 log_ba.flush()

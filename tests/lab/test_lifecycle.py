@@ -8,7 +8,7 @@ from netlab.errors import NetlabError
 from netlab.lab import lifecycle, netns, state
 from netlab.lab.builder import read_sysctl
 from netlab.probes.reachability import check_all_pairs
-from tests.lab.scenarios import dumbbell, line, scenario, link, two_hosts, unique_lab
+from tests.lab.scenarios import dumbbell, line, link, scenario, two_hosts, unique_lab
 
 
 def _assert_gone(lab: lifecycle.Lab) -> None:

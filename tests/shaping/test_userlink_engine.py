@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -79,7 +80,7 @@ def test_token_model_delivers_the_rate_in_whole_frames(rate: int) -> None:
     gap = (times[-1] - times[0]) / (n - 1)
     expected = 1514 * 8 * 1e9 / rate  # whole Ethernet frame per packet, as tc counts
     assert gap == pytest.approx(expected, rel=1e-6)
-    assert max(b - a for a, b in zip(times, times[1:], strict=False)) <= math.ceil(expected) + 1
+    assert max(b - a for a, b in itertools.pairwise(times)) <= math.ceil(expected) + 1
 
 
 def test_token_model_idle_link_adds_only_delay_and_does_not_bank_credit() -> None:
@@ -104,7 +105,7 @@ def test_live_rate_change_keeps_the_queue_and_takes_effect_at_once() -> None:
     h.run_until(START + 1000 * MS)
     assert ids(h.out) == list(range(20))  # nothing flushed
     after = [t for t, _ in h.out[before:]]
-    gaps = [b - a for a, b in zip(after, after[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(after)]
     assert max(gaps) == pytest.approx(1514 * 8 * 1e9 / 10e6, abs=2)
     assert h.changes[-1][:2] == (START + 49 * MS, START + 50 * MS)
 
@@ -306,7 +307,7 @@ def test_jitter_reorders_when_asked() -> None:
     h = _jittered(reorder=True)
     order = ids(h.out)
     assert sorted(order) == list(range(2000))
-    inversions = sum(1 for a, b in zip(order, order[1:], strict=False) if b < a)
+    inversions = sum(1 for a, b in itertools.pairwise(order) if b < a)
     assert inversions > 100
     delays = [(t - START - i * 100_000) / MS for (t, _), i in zip(h.out, order, strict=True)]
     assert min(delays) >= 5.0 and max(delays) <= 15.0
