@@ -53,19 +53,44 @@ class LinkShaping:
         self.pool.close()
 
 
+def _needs_single_segments(plan: LabPlan) -> bool:
+    """A shaped direction below the multi-segment rate (or replaying a trace)
+    must only ever see one-frame packets, wherever they were built."""
+    from shaping.tc.offload import MULTI_SEGMENT_RATE_BPS
+
+    return any(
+        i.egress.trace is not None
+        or (i.egress.shape.rate_bps is not None
+            and i.egress.shape.rate_bps < MULTI_SEGMENT_RATE_BPS)
+        for i in plan.interfaces())
+
+
+def _shape_with_tc(shaping: LinkShaping, plan: LabPlan, caps: KernelCapabilities) -> None:
+    """An htb shaper on every direction that asks for something.
+
+    The shaper limits GSO on its own interface, but on a multi-hop path the
+    64 kB GSO packets are built by the *sending host's* interface and
+    forwarded whole, so every other lab interface gets the same limit:
+    otherwise a byte-limited leaf drops them whole (the BBR stall).
+    """
+    from shaping.tc import limit_offloads, make_shaper
+
+    single = _needs_single_segments(plan)
+    for iface in plan.interfaces():
+        ipr = shaping.pool.get(plan.hosts[iface.host].namespace)
+        if iface.egress.shape == UNSHAPED and iface.egress.trace is None:
+            if single:
+                limit_offloads(ipr, iface.name, segments=1)
+            continue  # nothing asked of this direction: no qdisc
+        shaper = make_shaper("htb", ipr, iface.name, netem=caps.has_qdisc("netem"))
+        shaper.apply(iface.egress.shape)
+        shaping.shapers[(iface.host, iface.name)] = shaper
+
+
 def shape_lab(shaping: LinkShaping, plan: LabPlan, journal: StateJournal,
               backend: Backend, caps: KernelCapabilities) -> None:
     if backend == "kernel":
-        from shaping.tc import make_shaper
-
-        for iface in plan.interfaces():
-            if iface.egress.shape == UNSHAPED and iface.egress.trace is None:
-                continue  # nothing asked of this direction: leave the veth as it is
-            namespace = plan.hosts[iface.host].namespace
-            shaper = make_shaper("htb", shaping.pool.get(namespace), iface.name,
-                                 netem=caps.has_qdisc("netem"))
-            shaper.apply(iface.egress.shape)
-            shaping.shapers[(iface.host, iface.name)] = shaper
+        _shape_with_tc(shaping, plan, caps)
         return
     from shaping.userlink import DirectionConfig, UserLinkSpec, start_link
 
