@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from netlab.lab import lifecycle
 from netlab.lab.plan import LabPlan, plan_lab
-from netlab.preflight import probe_kernel
+from netlab.lab.shaping import describe_shaping
+from netlab.preflight import KernelCapabilities, probe_kernel
 from netlab.scenario.model import Direction, Host, Link, Scenario
 from shaping.spec import LinkShape
 
@@ -47,32 +48,11 @@ def dumbbell(name: str, hosts: int) -> Scenario:
     return Scenario(name, 1.0, 1, tuple(Host(h) for h in names), tuple(links))
 
 
-def shell_script(plan: LabPlan) -> tuple[str, str]:
-    """The same namespaces, veths, addresses, sysctls, routes and htb shaping
-    as netlab's plan, as one `ip`/`tc` command per object (Mininet-style)."""
-    up = ["set -e"]
-    for host in plan.hosts.values():
-        up.append(f"ip netns add {host.namespace}")
-        up.append(f"ip -n {host.namespace} link set lo up")
-    for end_a, end_b in plan.links.values():
-        ns_a, ns_b = plan.hosts[end_a.host].namespace, plan.hosts[end_b.host].namespace
-        up.append(f"ip -n {ns_a} link add {end_a.name} type veth peer name {end_b.name} "
-                  f"netns {ns_b}")
-    for host in plan.hosts.values():
-        ns = host.namespace
-        for iface in host.interfaces:
-            up.append(f"ip -n {ns} addr add {iface.address} dev {iface.name}")
-            up.append(f"ip -n {ns} link set {iface.name} up")
-            rate = iface.egress.shape.rate_bps
-            if rate:
-                up.append(f"tc -n {ns} qdisc add dev {iface.name} root handle 1: htb default 1")
-                up.append(f"tc -n {ns} class add dev {iface.name} parent 1: classid 1:1 htb "
-                          f"rate {rate}bit quantum 1514")
-        for key, value in host.sysctls.items():
-            up.append(f"ip netns exec {ns} sysctl -q -w {key}={value}")
-        for route in host.routes:
-            up.append(f"ip -n {ns} route add {route.destination} via {route.via} "
-                      f"dev {route.device}")
+def shell_script(plan: LabPlan, caps: KernelCapabilities) -> tuple[str, str]:
+    """The same objects as netlab's plan, one `ip`/`tc` command each: exactly
+    what `netlab up --dry-run` prints (less the deletes of absent qdiscs)."""
+    commands = plan.describe() + describe_shaping(plan, "kernel", caps)
+    up = ["set -e", *(c for c in commands if " qdisc delete " not in c)]
     down = [f"ip netns del {h.namespace}" for h in plan.hosts.values()]
     return "\n".join(up) + "\n", "\n".join(down) + "\n"
 
@@ -108,7 +88,7 @@ def measure(hosts: int, repeat: int) -> dict[str, float]:
         ours_down.append(time.perf_counter() - start)
 
         plan = plan_lab(dumbbell(f"bs{hosts}n{round_}", hosts), SUBNET)
-        script_up, script_down = shell_script(plan)
+        script_up, script_down = shell_script(plan, probe_kernel())
         ip_up.append(time_script(script_up))
         ip_down.append(time_script(script_down))
         wait_namespaces_gone(plan)

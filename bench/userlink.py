@@ -98,15 +98,17 @@ def cpu_seconds(pid: int) -> float:
     return float(times.user + times.system)
 
 
-def iperf(handle: UserLinkHandle, seconds: float, udp: bool) -> tuple[float, float, float]:
-    """(receiver Mbit/s, loss fraction, link CPU share) for one iperf3 run."""
+def iperf(
+    handle: UserLinkHandle, seconds: float, udp_offered: str | None
+) -> tuple[float, float, float]:
+    """(receiver goodput Mbit/s, loss fraction, link CPU share) for one iperf3 run."""
     server = subprocess.Popen(
         ["ip", "netns", "exec", NS_B, "iperf3", "-s", "-1", "-p", str(IPERF_PORT)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
         time.sleep(0.5)
-        args = ["-u", "-b", "3G", "-l", str(UDP_PAYLOAD)] if udp else []
+        args = ["-u", "-b", udp_offered, "-l", str(UDP_PAYLOAD)] if udp_offered else []
         cpu0, t0 = cpu_seconds(handle.pid), time.monotonic()
         out = subprocess.run(
             ["ip", "netns", "exec", NS_A, "iperf3", "-J", "-c", ADDR_B, "-p", str(IPERF_PORT),
@@ -114,11 +116,8 @@ def iperf(handle: UserLinkHandle, seconds: float, udp: bool) -> tuple[float, flo
             capture_output=True, text=True, check=True,
         ).stdout
         cpu = (cpu_seconds(handle.pid) - cpu0) / (time.monotonic() - t0)
-        end = json.loads(out)["end"]
-        if udp:
-            s = end["sum"]
-            return s["bits_per_second"] / 1e6, s["lost_percent"] / 100, cpu
-        return end["sum_received"]["bits_per_second"] / 1e6, 0.0, cpu
+        got = json.loads(out)["end"]["sum_received"]
+        return got["bits_per_second"] / 1e6, got.get("lost_percent", 0.0) / 100, cpu
     finally:
         server.wait(10)
 
@@ -279,13 +278,17 @@ def main() -> int:
     print(f"machine: {psutil.cpu_count()} CPUs, load {psutil.getloadavg()[0]:.2f}")
     if args.only in (None, "throughput"):
         print("\nmaximum throughput (iperf3, receiver side)")
-        print(f"{'link':<16}{'proto':<6}{'Mbit/s':>10}{'loss':>8}{'link CPU':>10}")
-        for label, rate in (("unshaped", None), ("100 Mbit/s", 100_000_000)):
-            for udp in (False, True):
+        print("(UDP offered 3 Gbit/s unshaped, 150 Mbit/s shaped; wire = goodput x 1514/payload,")
+        print(" payload 1472 B for UDP, 1448 B for TCP with timestamps)")
+        print(f"{'link':<12}{'proto':<6}{'goodput':>9}{'wire':>8}{'loss':>8}{'link CPU':>10}")
+        for label, rate, offered in (("unshaped", None, "3G"), ("100 Mbit/s", 100_000_000, "150M")):
+            for udp in (None, offered):
                 with testbed(LinkShape(rate_bps=rate), run_dir) as handle:
                     mbit, loss, cpu = iperf(handle, args.seconds, udp)
+                payload = UDP_PAYLOAD if udp else 1448
+                wire = mbit * (payload + 28 + 14 if udp else payload + 52 + 14) / payload
                 proto = "UDP" if udp else "TCP"
-                print(f"{label:<16}{proto:<6}{mbit:>10.1f}{loss:>8.1%}{cpu:>10.0%}")
+                print(f"{label:<12}{proto:<6}{mbit:>9.1f}{wire:>8.1f}{loss:>8.1%}{cpu:>10.0%}")
     if args.only in (None, "delay"):
         print("\ndelay error, 20 ms delay, 1500-byte probe at half the rate (ms)")
         print(f"{'rate Mbit/s':>11}{'pkts':>7}{'recv':>7}{'e2e p50':>9}{'e2e p99':>9}"

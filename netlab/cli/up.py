@@ -10,7 +10,14 @@ from rich.console import Console
 from netlab.cli._common import add_up_arguments, backend_arg, parse_subnet
 from netlab.lab import lifecycle
 from netlab.lab.plan import plan_lab
-from netlab.preflight import choose_subnet
+from netlab.lab.shaping import describe_shaping
+from netlab.preflight import (
+    choose_backend,
+    choose_subnet,
+    probe_kernel,
+    raise_on_failures,
+    run_preflight,
+)
 from netlab.scenario import load_scenario
 from netlab.session import run_session
 
@@ -30,8 +37,12 @@ def run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.file)
     subnet = parse_subnet(args.subnet)
     if args.dry_run:
+        caps = probe_kernel()
+        raise_on_failures(run_preflight(scenario, caps, backend=backend_arg(args.backend)))
+        backend = choose_backend(scenario, caps, backend_arg(args.backend))
         plan = plan_lab(scenario, subnet or scenario.subnet or choose_subnet(scenario.name))
-        print("\n".join(plan.describe()))
+        print(f"# {scenario.name}: {backend} shaping; nothing below is made (--dry-run)")
+        print("\n".join(plan.describe() + describe_shaping(plan, backend, caps)))
         return 0
     if args.detach:
         lab = lifecycle.up(scenario, backend=backend_arg(args.backend), subnet=subnet)

@@ -67,25 +67,24 @@ class LabPlan:
         return [i for h in self.hosts.values() for i in h.interfaces]
 
     def describe(self) -> list[str]:
-        """Human-readable list of every object the plan makes, in order."""
-        lines: list[str] = []
-        for host in self.hosts.values():
-            lines.append(f"netns add {host.namespace}")
+        """Every object the plan makes, in order, as equivalent ``ip`` commands."""
+        lines = [f"ip netns add {host.namespace}" for host in self.hosts.values()]
         for end_a, end_b in self.links.values():
             lines.append(
-                f"link add {end_a.name} netns {self.hosts[end_a.host].namespace} type veth "
-                f"peer {end_b.name} netns {self.hosts[end_b.host].namespace}"
+                f"ip -n {self.hosts[end_a.host].namespace} link add {end_a.name} type veth "
+                f"peer name {end_b.name} netns {self.hosts[end_b.host].namespace}"
             )
         for host in self.hosts.values():
+            ns = host.namespace
+            lines.append(f"ip -n {ns} link set lo up")
             for iface in host.interfaces:
-                lines.append(f"-n {host.namespace} addr add {iface.address} dev {iface.name}")
+                lines.append(f"ip -n {ns} addr add {iface.address} dev {iface.name}")
+                lines.append(f"ip -n {ns} link set {iface.name} up")
             for key, value in host.sysctls.items():
-                lines.append(f"-n {host.namespace} sysctl {key}={value}")
+                lines.append(f"ip netns exec {ns} sysctl -q -w {key}={value}")
             for route in host.routes:
-                lines.append(
-                    f"-n {host.namespace} route add {route.destination} via {route.via} "
-                    f"dev {route.device}"
-                )
+                lines.append(f"ip -n {ns} route add {route.destination} via {route.via} "
+                             f"dev {route.device}")
         return lines
 
 

@@ -8,7 +8,8 @@ The handles stay open for the lab's lifetime so shapes can change in place.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import psutil
 
@@ -65,32 +66,60 @@ def _needs_single_segments(plan: LabPlan) -> bool:
         for i in plan.interfaces())
 
 
-def _shape_with_tc(shaping: LinkShaping, plan: LabPlan, caps: KernelCapabilities) -> None:
+def _shape_with_tc(plan: LabPlan, *, netem: bool, ipr_of: Callable[[str], Any],
+                   dry_lines: list[str] | None = None) -> dict[tuple[str, str], Any]:
     """An htb shaper on every direction that asks for something.
 
     The shaper limits GSO on its own interface, but on a multi-hop path the
     64 kB GSO packets are built by the *sending host's* interface and
     forwarded whole, so every other lab interface gets the same limit:
     otherwise a byte-limited leaf drops them whole (the BBR stall).
+    With ``dry_lines`` nothing is sent; the equivalent commands are appended.
     """
-    from shaping.tc import limit_offloads, make_shaper
+    from shaping.tc import DryRun, limit_offloads, make_shaper
+    from shaping.tc.offload import shaped_offloads
 
     single = _needs_single_segments(plan)
+    shapers: dict[tuple[str, str], Any] = {}
     for iface in plan.interfaces():
-        ipr = shaping.pool.get(plan.hosts[iface.host].namespace)
+        namespace = plan.hosts[iface.host].namespace
+        sink = DryRun() if dry_lines is not None else None
+        ipr = ipr_of(namespace) if sink is None else None
         if iface.egress.shape == UNSHAPED and iface.egress.trace is None:
-            if single:
+            if single and sink is not None:
+                sink.run_link(shaped_offloads(iface.name, 1))
+            elif single:
                 limit_offloads(ipr, iface.name, segments=1)
-            continue  # nothing asked of this direction: no qdisc
-        shaper = make_shaper("htb", ipr, iface.name, netem=caps.has_qdisc("netem"))
-        shaper.apply(iface.egress.shape)
-        shaping.shapers[(iface.host, iface.name)] = shaper
+        else:
+            shaper = make_shaper("htb", ipr, iface.name, netem=netem, dry_run=sink)
+            shaper.apply(iface.egress.shape)
+            shapers[(iface.host, iface.name)] = shaper
+        if sink is not None and dry_lines is not None:
+            dry_lines.extend(_in_namespace(line, namespace) for line in sink.lines())
+    return shapers
+
+
+def _in_namespace(command: str, namespace: str) -> str:
+    tool, _, rest = command.partition(" ")
+    return f"{tool} -n {namespace} {rest}"
+
+
+def describe_shaping(plan: LabPlan, backend: Backend, caps: KernelCapabilities) -> list[str]:
+    """What shaping would do, as commands, without touching the kernel."""
+    if backend == "kernel":
+        lines: list[str] = []
+        _shape_with_tc(plan, netem=caps.has_qdisc("netem"), ipr_of=lambda ns: None,
+                       dry_lines=lines)
+        return lines
+    return [f"user-space link {name}: {plan.hosts[a.host].namespace}/{a.name} <-> "
+            f"{plan.hosts[b.host].namespace}/{b.name}" for name, (a, b) in plan.links.items()]
 
 
 def shape_lab(shaping: LinkShaping, plan: LabPlan, journal: StateJournal,
               backend: Backend, caps: KernelCapabilities) -> None:
     if backend == "kernel":
-        _shape_with_tc(shaping, plan, caps)
+        shaping.shapers.update(_shape_with_tc(plan, netem=caps.has_qdisc("netem"),
+                                              ipr_of=shaping.pool.get))
         return
     from shaping.userlink import DirectionConfig, UserLinkSpec, start_link
 

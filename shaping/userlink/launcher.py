@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import signal
@@ -16,7 +17,7 @@ from shaping.spec import LinkShape
 from .config import DIRECTIONS, DirectionName, UserLinkSpec, spec_to_json
 from .control import ControlClient, control_path
 from .errors import UserLinkError
-from .process import change_log_path, packet_log_path
+from .process import ERROR_PREFIX, change_log_path, packet_log_path
 
 READY_TIMEOUT_S = 15.0
 
@@ -34,6 +35,7 @@ class UserLinkHandle:
         self._proc = proc
         self.control_path = control_path(spec.run_dir, spec.link_id)
         self._control = ControlClient(self.control_path)
+        self._stopped = False
 
     def change(
         self, direction: DirectionName, shape: LinkShape, *, scheduled_ns: int | None = None
@@ -44,6 +46,11 @@ class UserLinkHandle:
                 f"unknown direction {direction!r}", where="UserLinkHandle.change",
                 fix="use 'a_to_b' or 'b_to_a'",
             )
+        if self._stopped:
+            raise UserLinkError(
+                "the link was stopped", where=f"link {self.spec.link_id!r}",
+                fix="start a new link with start_link()",
+            )
         self._control.change(direction, shape, scheduled_ns)
 
     def running(self) -> bool:
@@ -51,6 +58,7 @@ class UserLinkHandle:
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, wait up to ``timeout``, then SIGKILL; safe to call twice."""
+        self._stopped = True
         proc = self._proc
         if proc.poll() is None:
             try:
@@ -132,9 +140,14 @@ def _abort(proc: subprocess.Popen[bytes]) -> None:
 
 def _start_error(spec: UserLinkSpec, err_path: Path, what: str) -> UserLinkError:
     try:
-        tail = err_path.read_text(errors="replace").strip().splitlines()[-5:]
+        lines = err_path.read_text(errors="replace").strip().splitlines()
     except OSError:
-        tail = []
+        lines = []
+    for line in lines:
+        if line.startswith(ERROR_PREFIX):  # the process's own what/where/fix
+            fields = json.loads(line[len(ERROR_PREFIX) :])
+            return UserLinkError(fields["what"], where=fields["where"], fix=fields["fix"])
+    tail = lines[-5:]
     detail = (": " + " | ".join(tail)) if tail else ""
     return UserLinkError(
         f"user-space link process for {spec.link_id!r} {what}{detail}",

@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import errno
 import gc
+import json
 import os
 import select
 import signal
@@ -35,9 +36,11 @@ from shaping.spec import LinkShape
 from .config import DIRECTIONS, DirectionName, UserLinkSpec, spec_from_json
 from .control import MAX_DATAGRAM, control_path, decode_change
 from .engine import REASON_DELIVERED, REASON_WRITE_ERROR, DirectionEngine
+from .errors import UserLinkError
 from .log import BackgroundWriter, ChangeLogWriter, PacketLogWriter
-from .wiring import open_tun
+from .wiring import netns_path, open_tun
 
+ERROR_PREFIX = "USERLINK-ERROR "
 READ_BATCH = 64  # packets read per fd per wake-up (draining beats one read per select)
 MAX_WAIT_S = 0.25  # upper bound on a select, for housekeeping (log flush)
 FLUSH_EVERY_NS = 200_000_000
@@ -93,12 +96,16 @@ class LinkProcess:
         self.log_writer: BackgroundWriter | None = None
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.exit_reason = "stopped"
+        self.namespaces: dict[str, tuple[Path, int]] = {}
 
     # --- setup ---------------------------------------------------------------
 
     def open(self) -> int:
         """Attach to the interfaces, bind the control socket, start the clocks."""
         spec = self.spec
+        for ns in (spec.ns_a, spec.ns_b):
+            path = netns_path(ns)
+            self.namespaces[ns] = (path, os.stat(path).st_ino)
         self.fd_a = open_tun(spec.ns_a, spec.if_a)
         self.fd_b = open_tun(spec.ns_b, spec.if_b)
         with contextlib.suppress(FileNotFoundError):
@@ -197,6 +204,18 @@ class LinkProcess:
                 continue
             self.engines[direction].change(time.monotonic_ns(), shape, scheduled_ns)
 
+    def _namespaces_gone(self) -> str | None:
+        """A deleted namespace name: our open TUN fds keep the namespace itself
+        (and its devices) alive, so its pinned name is what ``down`` removes."""
+        for ns, (path, inode) in self.namespaces.items():
+            try:
+                if os.stat(path).st_ino == inode:
+                    continue
+            except FileNotFoundError:
+                pass
+            return ns
+        return None
+
     def _drain_wake_pipe(self) -> None:
         try:
             while os.read(self.wake_r, 512):
@@ -237,6 +256,10 @@ class LinkProcess:
                 log_ab.flush()
                 log_ba.flush()
                 next_flush = now + FLUSH_EVERY_NS
+                gone = self._namespaces_gone()
+                if gone is not None:
+                    self.exit_reason = f"namespace {gone} deleted"
+                    self.stopping = True
 
     # --- teardown ------------------------------------------------------------
 
@@ -272,8 +295,19 @@ def main(argv: list[str] | None = None) -> int:
     spec = spec_from_json(args.spec.read_text())
     link = LinkProcess(spec)
     try:
+        return _serve(link, args.priority)
+    except UserLinkError as exc:
+        # One machine-readable line: the launcher turns it back into this error.
+        fields = {"what": exc.what, "where": exc.where, "fix": exc.fix}
+        sys.stderr.write(f"{ERROR_PREFIX}{json.dumps(fields)}\n")
+        return 2
+
+
+def _serve(link: LinkProcess, priority: str) -> int:
+    spec = link.spec
+    try:
         link.install_signals()
-        got = raise_priority(args.priority)
+        got = raise_priority(priority)
         start_ns = link.open()
         # The parent waits for this line: forwarding starts right after it.
         sys.stdout.write(f"ready {start_ns} {os.getpid()} {got}\n")
