@@ -7,8 +7,8 @@ The handles stay open for the lab's lifetime so shapes can change in place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import psutil
