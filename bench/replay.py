@@ -127,7 +127,8 @@ def netlab_timing(step_s: float, seconds: float, workdir: Path) -> dict[str, flo
 
 NAIVE_CHILD = r"""
 import subprocess, sys, time, json
-step, seconds, dev, rates = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
+step, seconds = float(sys.argv[1]), float(sys.argv[2])
+dev, rates = sys.argv[3], json.loads(sys.argv[4])
 subprocess.run(["tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", f"{rates[0]}bit",
                 "burst", "20kb", "limit", "1500000"], check=True)
 time.sleep(1.5)  # the flow starts

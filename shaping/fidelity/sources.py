@@ -66,7 +66,8 @@ def kernel_direction(
 ) -> DirectionFidelity:
     """Fidelity of a direction shaped by tc and driven by the replayer.
 
-    ``end_ns`` bounds the bins (default: the last counter sample).  Loss is
+    ``end_ns`` bounds the bins (default: the last counter sample); bins start
+    at the first sample.  Loss is
     judged only where the tree had netem (its drops are counted apart).
     """
     changes, samples = log.changes, log.samples
@@ -75,8 +76,10 @@ def kernel_direction(
     entry.skipped_changes = int((changes["called_ns"] < 0).sum()) if len(changes) else 0
     entry.timing_err_ms = percentiles_ms(changes["applied_ns"] - changes["scheduled_ns"])
     if len(samples) >= 2:
+        # Bins start at the first sample (half an interval after the replay's
+        # start): the byte counter is known only between samples.
         last = int(samples["t_ns"][-1]) if end_ns is None else end_ns
-        edges = bin_edges(log.start_ns, last, bin_s)
+        edges = bin_edges(max(log.start_ns, int(samples["t_ns"][0])), last, bin_s)
         bins = kernel_bins(samples, asked_from_changes(changes), edges, sample_interval_ns)
         entry.capacity_bins_total = len(edges) - 1
         entry.capacity_bins = int(bins.counted.sum())
@@ -125,7 +128,8 @@ def userlink_direction(
     entry.timing_err_ms = percentiles_ms(timing)
     entry.delay_err_ms = percentiles_ms(delay_errors_ns(packets), ("p50", "p99"))
     if len(packets):
-        stop = end_ns if end_ns is not None else int(packets["arrival_ns"].max())
+        stop = end_ns if end_ns is not None else int(
+            max(packets["arrival_ns"].max(), packets["departure_ns"].max()))
         edges = bin_edges(start_ns, stop, bin_s)
         if trace is not None and trace.opportunities_ms is not None:
             asked = asked_from_trace(trace, start_ns, stop)

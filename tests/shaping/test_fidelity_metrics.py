@@ -63,7 +63,7 @@ def test_kernel_capacity_and_timing_from_a_replay_log(tmp_path: Path) -> None:
     log = read_replay_log(_replay_log(tmp_path, delivered_share=0.97, late_ns=300_000))
     entry = kernel_direction("ab", "a_to_b", log)
     assert entry.timing_err_ms == {"p50": 0.3, "p99": 0.3, "max": 0.3}
-    # The last sample is at 1.995 s: three whole 500 ms bins.
+    # Samples from 5 ms to 1.995 s: three whole 500 ms bins.
     assert entry.capacity_bins_total == 3 and entry.capacity_bins == 3
     assert entry.capacity_mape == pytest.approx(0.03, abs=0.002)
     assert entry.loss_asked is None and entry.delay_err_ms is None
@@ -72,8 +72,8 @@ def test_kernel_capacity_and_timing_from_a_replay_log(tmp_path: Path) -> None:
 def test_bins_with_an_empty_queue_are_left_out(tmp_path: Path) -> None:
     log = read_replay_log(_replay_log(tmp_path, delivered_share=1.0, late_ns=0, idle_from_s=0.8))
     bins = kernel_bins(log.samples, asked_from_changes(log.changes),
-                       bin_edges(START, START + 2 * S))
-    assert list(bins.backlogged) == [True, False, False, False]
+                       bin_edges(START + 5 * MS, START + 2 * S))
+    assert list(bins.backlogged) == [True, False, False]
     assert bins.mape() == pytest.approx(0.0, abs=0.002)
 
 

@@ -63,7 +63,7 @@ def test_opportunities_are_binned_at_the_granularity_keeping_every_bit() -> None
 
 def test_short_gaps_fold_into_the_next_delivery_and_long_gaps_are_outages() -> None:
     # 10 ms bins: 2 pkts, gap of 20 ms, 1 pkt, gap of 300 ms, 4 pkts ... period 400 ms.
-    stamps = [5, 5, 35] + [345, 345, 345, 345] + [400]
+    stamps = [5, 5, 35, 345, 345, 345, 345, 400]
     trace = Trace.from_opportunities(stamps)
     schedule = build_schedule(trace, LinkShape(queue=QueueLimit(packets=10)))
     starts = [round(c.t_s * 1000) for c in schedule.changes]

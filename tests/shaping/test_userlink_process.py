@@ -278,6 +278,7 @@ def test_sigterm_stops_the_process_and_leaves_nothing(pair: Pair) -> None:
     handle = pair.start(DirectionConfig(LinkShape(delay_s=0.5)))
     counter = Counter(pair, 9304)
     blast(pair, 9304, n=5, size=100, pps=1000)  # still in flight when stopped
+    time.sleep(0.1)  # all five read by the link (they sit in its 0.5 s delay line)
     pid = handle.pid
     handle.stop()
     counter.close()

@@ -1,0 +1,56 @@
+"""Application-limited modes: a fixed rate holds within ±10 % and on/off
+periods show in the received bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from endpoints.tcp import logs
+
+from .conftest import Pair
+
+
+def _received_bps(pair: Pair, start_s: float, end_s: float) -> float:
+    bins = logs.read_recv_bins(pair.receiver_dir)
+    start_ns = logs.read_meta(pair.sender_dir, "sender")["start_ns"]
+    t = (bins["bin_start_ns"] - start_ns) / 1e9
+    chosen = (t >= start_s) & (t < end_s)
+    return float(bins["bytes"][chosen].sum() * 8 / (end_s - start_s))
+
+
+@pytest.mark.parametrize("rate_mbit", [5, 20])
+def test_fixed_rate_within_ten_percent(rate_mbit: int, run_pair: Callable[..., Pair]) -> None:
+    pair = run_pair(["--cc", "cubic", "--mode", f"rate:{rate_mbit}Mbit", "--duration", "2.5"])
+    assert pair.sender_rc == 0, pair.sender_stderr
+    measured = _received_bps(pair, 0.5, 2.5)
+    assert measured == pytest.approx(rate_mbit * 1e6, rel=0.10)
+    sender = logs.read_meta(pair.sender_dir, "sender")
+    app_bps = sender["app_bytes"] * 8 / ((sender["end_ns"] - sender["start_ns"]) / 1e9)
+    assert app_bps == pytest.approx(rate_mbit * 1e6, rel=0.10)
+    info = logs.read_tcp_info_log(pair.sender_dir)
+    assert np.any(info["app_limited"] == 1)  # the kernel saw an application-limited flow
+
+
+def test_onoff_pattern_is_visible(run_pair: Callable[..., Pair]) -> None:
+    pair = run_pair(["--cc", "cubic", "--mode", "onoff:0.3,0.3,10Mbit", "--duration", "2.4"])
+    assert pair.sender_rc == 0, pair.sender_stderr
+    for period in range(4):
+        on_start = period * 0.6
+        on = _received_bps(pair, on_start + 0.05, on_start + 0.3)
+        off = _received_bps(pair, on_start + 0.35, on_start + 0.6)
+        assert on == pytest.approx(10e6, rel=0.25), f"period {period}"
+        assert off < 0.2e6, f"period {period}"
+
+
+def test_bulk_onoff_stops_and_starts(run_pair: Callable[..., Pair]) -> None:
+    pair = run_pair(["--cc", "cubic", "--mode", "onoff:0.3,0.3", "--duration", "1.2"])
+    assert pair.sender_rc == 0, pair.sender_stderr
+    for period in range(2):
+        on_start = period * 0.6
+        on = _received_bps(pair, on_start + 0.05, on_start + 0.3)
+        off = _received_bps(pair, on_start + 0.4, on_start + 0.6)
+        assert on > 50e6
+        assert off < on * 0.01
