@@ -19,6 +19,15 @@ pacing (Linux >= 4.13, "tcp: internal implementation for pacing"). The
 kernel also lowers ``sk_pacing_rate`` at once, so the next skb leaves at
 the new rate. (The kernel leaves the first 10 segments of a connection
 unpaced, as sch_fq does.)
+
+Granularity: the kernel paces whole skbs, and each skb's departure is set
+when the previous one leaves (``tcp_wstamp_ns += len / rate``), so a rate
+change reaches the wire after the skb already scheduled. With MSS-sized
+packets that is negligible (1.2 ms at 10 Mbit/s), but on a path with a tiny
+RTT (the host's loopback: µs) ``tcp_tso_autosize()`` builds 64 kB skbs
+(``net.ipv4.tcp_tso_rtt_log``), and after a very low rate (64 kB at
+10 kbit/s is 52 s) the flow stays stalled for that long even once the rate
+is raised. Lab paths with a few ms of delay get small skbs.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from endpoints.tcp import logs
 from endpoints.tcp.common import StopFlag, available_congestion_controls, parse_host_port
 from endpoints.tcp.errors import TcpEndpointError
 from endpoints.tcp.modes import SendMode, TokenBucket, parse_mode, parse_seconds
-from endpoints.tcp.pacing import PacingControl
+from endpoints.tcp.pacing import UNLIMITED, PacingControl, set_max_pacing_rate
 from endpoints.tcp.tcp_info import (
     KERNEL_FIELD_NAMES,
     TCP_CONGESTION,
@@ -156,6 +156,10 @@ class TcpSender:
             end_ns = time.monotonic_ns()
             with contextlib.suppress(OSError):  # the socket may already be dead
                 self._sample(sock, info_log, end_ns, end_ns)
+                if control is not None:
+                    # Lift the limit so the unsent tail (and the FIN behind it)
+                    # is not drained at a crawl after this process is gone.
+                    set_max_pacing_rate(sock, UNLIMITED)
             sock.close()
             for log in (info_log, pacing_log):
                 log.close()

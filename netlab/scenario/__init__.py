@@ -51,7 +51,7 @@ def _load(text: str, source: str, path: Path | None) -> Scenario:
             log.add(1, "", "a scenario (name, duration, hosts, ...)", "an empty document")
         log.raise_if_any()
     assert root is not None
-    scenario = build_scenario(root, Context(log), path)
+    scenario = build_scenario(root, Context(log, path.parent if path else None), path)
     log.raise_if_any()
     assert scenario is not None
     return scenario

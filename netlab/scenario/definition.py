@@ -25,6 +25,7 @@ from netlab.scenario.fields import (
     Record,
     Tagged,
     Text,
+    TraceRef,
     Unit,
     ValueProblem,
     closest,
@@ -75,7 +76,7 @@ CC_NAME = Text(
     pattern=r"[a-z0-9_]+",
     max_length=MAX_CC_NAME,
 )
-TRACE = Text(
+TRACE = TraceRef(
     expected="a trace: a file path (relative to the scenario file) or a bundled trace name",
 )
 CHECKPOINT = Text(expected="a checkpoint file path (relative to the scenario file)")

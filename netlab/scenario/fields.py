@@ -18,6 +18,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -70,9 +71,11 @@ class ValueProblem(ValueError):
 
 @dataclass
 class Context:
-    """Where problems go while parsing one file."""
+    """Where problems go while parsing one file; ``base_dir`` resolves the
+    relative paths the file names (traces, checkpoints)."""
 
     log: ProblemLog
+    base_dir: Path | None = None
 
     def problem(
         self,
@@ -279,6 +282,31 @@ class Custom(FieldType):
 
     def schema(self) -> JsonSchema:
         return {**self.json_schema, "description": self.expected}
+
+
+@dataclass
+class TraceRef(Text):
+    """A trace file or bundled trace name, parsed now so a broken trace is
+    reported with the scenario's other problems, before anything is built."""
+
+    def parse(self, node: Node, path: str, ctx: Context) -> object:
+        value = super().parse(node, path, ctx)
+        if value is INVALID:
+            return INVALID
+        assert isinstance(value, str)
+        from shaping.traces import TraceError, load_trace
+
+        try:
+            load_trace(value, base_dir=ctx.base_dir)
+        except TraceError as exc:
+            at = f"{exc.where}: " if exc.line is not None else ""  # no absolute corpus paths
+            fix = f"; {exc.fix}" if exc.fix else ""
+            return ctx.problem(node, path, self.expected, repr(value),
+                               hint=f"the trace does not load: {at}{exc.what}{fix}")
+        except OSError as exc:
+            return ctx.problem(node, path, self.expected, repr(value),
+                               hint=f"{exc.strerror}; `netlab traces list` shows bundled traces")
+        return value
 
 
 # -------------------------------------------------------------------- containers

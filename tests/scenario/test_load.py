@@ -101,10 +101,10 @@ def test_a_directions_trace_replaces_the_link_level_rate() -> None:
     links:
       - endpoints: [alice, bob]
         rate: 10Mbit
-        up: {trace: traces/x.up}
+        up: {trace: steps/10-2-10mbit}
     """))
     (link,) = scenario.links
-    assert link.up.trace == "traces/x.up" and link.up.shape.rate_bps is None
+    assert link.up.trace == "steps/10-2-10mbit" and link.up.shape.rate_bps is None
     assert link.down.trace is None and link.down.shape.rate_bps == 10_000_000
 
 
@@ -250,4 +250,4 @@ def test_the_format_documented_in_scenarios_readme_is_valid() -> None:
     scenario = load_scenario_text(block, "README.md")
     (link,) = scenario.links
     assert link.up.shape.rate_bps == 10_000_000 and link.up.shape.delay_s == 0.02
-    assert link.down.trace == "traces/x.down" and link.down.shape.rate_bps is None
+    assert link.down.trace == "cellular/verizon-lte-short.down" and link.down.shape.rate_bps is None

@@ -49,7 +49,7 @@ RICH = textwrap.dedent("""
         up: {jitter: 1ms, loss: 0.1%, queue: 64KiB}
       - name: last-mile
         endpoints: [router, bob]
-        up: {trace: lte-short}
+        up: {trace: cellular/verizon-lte-short.up}
         down: {rate: 1.25MB/s, queue: 30pkt}
     flows:
       - {kind: rtc, from: alice, to: bob, estimator: "fixed:800kbit", initial_rate: 300kbit}

@@ -10,6 +10,7 @@ steps too coarse to time a 100 ms reaction).
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -78,7 +79,8 @@ def test_pacing_commands_take_effect_within_100ms(cc: str, lo_netns: str, tmp_pa
             assert received == pytest.approx(target_bps, rel=tolerance + 0.05)
 
 
-def test_unlimited_and_clamped_commands(tmp_path: Path, run_pair: Callable[..., Pair]) -> None:
+def test_unlimited_and_clamped_commands(lo_netns: str, tmp_path: Path,
+                                       run_pair: Callable[..., Pair]) -> None:
     control = tmp_path / "pace.sock"
 
     def drive(sender: subprocess.Popen[str], _sender_dir: Path) -> None:
@@ -89,14 +91,18 @@ def test_unlimited_and_clamped_commands(tmp_path: Path, run_pair: Callable[..., 
         time.sleep(0.2)
         send_rate_command(control, UNLIMITED)
         time.sleep(0.2)
-        with __import__("socket").socket(1, 2) as raw:  # AF_UNIX, SOCK_DGRAM
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as raw:
             raw.sendto(b"short", str(control))
 
     pair = run_pair(["--cc", "cubic", "--mode", "bulk", "--duration", "0.8",
-                     "--pacing-control", str(control)], during=drive)
+                     "--pacing-control", str(control)], netns=lo_netns, during=drive)
     assert pair.sender_rc == 0, pair.sender_stderr
     applied = logs.read_pacing_log(pair.sender_dir)
     assert applied["applied_Bps"].tolist() == [1250, UNLIMITED]
     meta = logs.read_meta(pair.sender_dir, "sender")
     assert meta["bad_pacing_commands"] == 1
     assert meta["pacing_commands"] == 2
+    info = logs.read_tcp_info_log(pair.sender_dir)
+    clamped = info[(info["t_ns"] > applied["t_applied_ns"][0])
+                   & (info["t_ns"] < applied["t_applied_ns"][1])]
+    assert np.all(clamped["max_pacing_rate"] == 1250)
