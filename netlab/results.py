@@ -79,13 +79,6 @@ def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> N
                       _fmt(m["loss"], 100, "", 1))
     console.print(table)
     fidelity = results["fidelity"]
-    if fidelity["faithful"]:
-        console.print("[green]fidelity: the links did what the scenario asked[/green]")
-    else:
-        off = [f"{e['link']} {e['direction']}" for e in fidelity["links"]
-               if (e.get("capacity_mape") or 0) > fidelity["thresholds"]["capacity_mape"]
-               or (e.get("delay_err_ms") or {}).get("p99", 0)
-               > fidelity["thresholds"]["delay_err_ms_p99"]]
-        console.print("[red]fidelity: NOT faithful — these link directions missed what was "
-                      f"asked: {', '.join(off) or 'see fidelity.json'}[/red]")
+    for verdict in fidelity.get("verdicts", []):
+        console.print(f"[{'green' if fidelity['faithful'] else 'red'}]{verdict}[/]")
     console.print(f"results: {run_dir / 'results.json'}")

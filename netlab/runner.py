@@ -106,40 +106,6 @@ def probe_flow_results(measurements: list[ProbeMeasurement]) -> list[dict[str, A
     return flows
 
 
-def probe_fidelity(measurements: list[ProbeMeasurement], *,
-                   max_rate_error: float = 0.05, max_delay_error_ms: float = 1.0
-                   ) -> dict[str, Any]:
-    """How closely each probed direction delivered what was asked.
-
-    Capacity error compares goodput with the asked rate's TCP payload share
-    (1448/1514); delay error compares half the idle RTT with the asked delay.
-    """
-    links = []
-    faithful = True
-    for m in measurements:
-        entry: dict[str, Any] = {"link": m.link, "direction": m.direction,
-                                 "timing_err_ms": None, "loss_asked": None, "loss_seen": None}
-        if m.asked_rate_bps:
-            expected = m.asked_rate_bps * WIRE_GOODPUT
-            entry["capacity_mape"] = abs(m.recv_rate_bps - expected) / expected
-            faithful &= entry["capacity_mape"] <= max_rate_error
-        else:
-            entry["capacity_mape"] = None
-        if m.rtt_samples_s:
-            errors = sorted(abs(r / 2 - m.asked_delay_s) * 1e3 for r in m.rtt_samples_s)
-            entry["delay_err_ms"] = {"p50": errors[len(errors) // 2],
-                                     "p99": errors[min(len(errors) - 1,
-                                                       round(0.99 * (len(errors) - 1)))]}
-            faithful &= entry["delay_err_ms"]["p99"] <= max_delay_error_ms
-        else:
-            entry["delay_err_ms"] = None
-            faithful = False
-        links.append(entry)
-    return {"faithful": faithful, "method": "link probe (TCP bulk + UDP echo)",
-            "thresholds": {"capacity_mape": max_rate_error, "delay_err_ms_p99": max_delay_error_ms},
-            "links": links}
-
-
 def wait_for(duration_s: float, tick: Callable[[float], None] | None = None) -> None:
     """Sleep until an absolute deadline on the monotonic clock."""
     deadline = time.monotonic() + duration_s

@@ -16,9 +16,12 @@ from types import FrameType
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from netlab.fidelity import collect as collect_fidelity
 from netlab.lab import lifecycle
+from netlab.lab.replay import TraceReplays, start_kernel_replays
+from netlab.preflight import probe_kernel
 from netlab.results import build_results, new_run_dir, print_summary, write_results
-from netlab.runner import probe_fidelity, probe_flow_results, probe_links
+from netlab.runner import probe_flow_results, probe_links
 from netlab.scenario.model import Scenario
 
 
@@ -47,15 +50,30 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
                       f"{len(lab.plan.links)} links, {lab.backend} shaping, subnet "
                       f"{lab.plan.subnet} ({time.monotonic() - built:.2f} s)")
         started = time.time()
-        with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
-                      console=console, transient=True, disable=quiet) as progress:
-            task = progress.add_task("probing links", total=1.0)
-            measurements = probe_links(
-                lab.plan, scenario.duration_s,
-                progress=lambda what, done: progress.update(task, completed=done,
-                                                            description=f"probing {what}"))
+        replays = TraceReplays()
+        if lab.backend == "kernel":
+            replays = start_kernel_replays(
+                lab.plan, lab.journal, netem=probe_kernel().has_qdisc("netem"),
+                base_dir=scenario.source.parent if scenario.source else None,
+                duration_s=scenario.duration_s)
+        start_ns = replays.start_ns or time.monotonic_ns()
+        try:
+            with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
+                          console=console, transient=True, disable=quiet) as progress:
+                task = progress.add_task("probing links", total=1.0)
+                measurements = probe_links(
+                    lab.plan, scenario.duration_s,
+                    progress=lambda what, done: progress.update(task, completed=done,
+                                                                description=f"probing {what}"))
+        finally:
+            replay_logs = replays.stop()
+        if not keep_up:
+            lab.shaping.stop()  # user-space links flush their logs on exit
+        fidelity = collect_fidelity(lab.plan, probes=measurements, replay_logs=replay_logs,
+                                    user_links=lab.shaping.user_links_seen, start_ns=start_ns,
+                                    base_dir=scenario.source.parent if scenario.source else None)
         results = build_results(scenario, lab.backend, probe_flow_results(measurements),
-                                probe_fidelity(measurements), started=started, ended=time.time())
+                                fidelity, started=started, ended=time.time())
         run_dir = new_run_dir(out_base, scenario.name)
         write_results(run_dir, results)
         width = None if sys.stdout.isatty() else 120

@@ -15,6 +15,9 @@ from types import ModuleType
 
 from netlab import __version__
 from netlab.errors import NetlabError
+from shaping.errors import ShapingError
+from shaping.traces import TraceError
+from shaping.userlink import UserLinkError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "up",
@@ -67,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NetlabError as exc:
         print(exc.render(), file=sys.stderr)
         return exc.exit_code
+    except (ShapingError, TraceError, UserLinkError) as exc:
+        # the libraries' errors carry what/where/fix too; print them the same way
+        print(NetlabError(exc.what, where=exc.where, fix=exc.fix).render(), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return code

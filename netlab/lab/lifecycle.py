@@ -126,7 +126,9 @@ def _build(lab: Lab) -> None:
     for host in plan.hosts.values():
         builder.configure_host(host, pool)
     journal.set(plan=plan_to_json(plan))
-    shape_lab(lab.shaping, plan, journal, lab.backend, probe_kernel())
+    shape_lab(lab.shaping, plan, journal, lab.backend, probe_kernel(),
+              base_dir=lab.scenario.source.parent if lab.scenario.source else None,
+              seed=lab.scenario.seed)
     journal.set(status="up")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import psutil
@@ -17,7 +18,10 @@ from netlab.lab.builder import NetlinkPool
 from netlab.lab.plan import LabPlan
 from netlab.lab.state import StateJournal
 from netlab.preflight import KernelCapabilities
+from netlab.scenario.model import Direction
+from shaping.replay import build_schedule
 from shaping.spec import LinkShape
+from shaping.traces import load_trace
 
 Backend = Literal["kernel", "user"]
 UNSHAPED = LinkShape()
@@ -29,7 +33,8 @@ class LinkShaping:
 
     pool: NetlinkPool = field(default_factory=NetlinkPool)
     shapers: dict[tuple[str, str], object] = field(default_factory=dict)
-    user_links: dict[str, object] = field(default_factory=dict)
+    user_links: dict[str, Any] = field(default_factory=dict)
+    user_links_seen: dict[str, Any] = field(default_factory=dict)  # kept after stop, for logs
 
     def create_user_links(self, plan: LabPlan, journal: StateJournal) -> None:
         from shaping.userlink import create_link_interfaces
@@ -48,7 +53,7 @@ class LinkShaping:
 
     def stop(self) -> None:
         for handle in self.user_links.values():
-            handle.stop()  # type: ignore[attr-defined]
+            handle.stop()
         self.user_links.clear()
         self.shapers.clear()
         self.pool.close()
@@ -115,21 +120,41 @@ def describe_shaping(plan: LabPlan, backend: Backend, caps: KernelCapabilities) 
             f"{plan.hosts[b.host].namespace}/{b.name}" for name, (a, b) in plan.links.items()]
 
 
+def user_direction(direction: Direction, base_dir: Path | None, seed: int) -> Any:
+    """The user-space link's config for one direction: Mahimahi traces keep
+    their exact delivery opportunities; other traces become a schedule of
+    shapes (the same one the kernel replayer would apply, without binning)."""
+    from shaping.userlink import DirectionConfig
+
+    if direction.trace is None:
+        return DirectionConfig(shape=direction.shape, seed=seed)
+    trace = load_trace(direction.trace, base_dir=base_dir)
+    if trace.opportunities_ms is not None:
+        return DirectionConfig(shape=direction.shape, opportunities_ms=trace.opportunities_ms,
+                               seed=seed)
+    schedule = build_schedule(trace, direction.shape)
+    return DirectionConfig(
+        shape=schedule.changes[0].shape,
+        schedule=tuple((c.t_s, c.shape) for c in schedule.changes),
+        loop_s=schedule.period_s if schedule.loop else None, seed=seed)
+
+
 def shape_lab(shaping: LinkShaping, plan: LabPlan, journal: StateJournal,
-              backend: Backend, caps: KernelCapabilities) -> None:
+              backend: Backend, caps: KernelCapabilities, *, base_dir: Path | None = None,
+              seed: int = 0) -> None:
     if backend == "kernel":
         shaping.shapers.update(_shape_with_tc(plan, netem=caps.has_qdisc("netem"),
                                               ipr_of=shaping.pool.get))
         return
-    from shaping.userlink import DirectionConfig, UserLinkSpec, start_link
+    from shaping.userlink import UserLinkSpec, start_link
 
-    for name, (end_a, end_b) in plan.links.items():
+    for index, (name, (end_a, end_b)) in enumerate(plan.links.items()):
         spec = UserLinkSpec(
             link_id=name,
             ns_a=plan.hosts[end_a.host].namespace, if_a=end_a.name,
             ns_b=plan.hosts[end_b.host].namespace, if_b=end_b.name,
-            a_to_b=DirectionConfig(shape=end_a.egress.shape),
-            b_to_a=DirectionConfig(shape=end_b.egress.shape),
+            a_to_b=user_direction(end_a.egress, base_dir, seed * 1000 + 2 * index),
+            b_to_a=user_direction(end_b.egress, base_dir, seed * 1000 + 2 * index + 1),
             run_dir=journal.path.parent / "links" / name,
         )
         spec.run_dir.mkdir(parents=True, exist_ok=True)
@@ -137,3 +162,4 @@ def shape_lab(shaping: LinkShaping, plan: LabPlan, journal: StateJournal,
         journal.record("process", str(handle.pid),
                        pid_start=psutil.Process(handle.pid).create_time())
         shaping.user_links[name] = handle
+        shaping.user_links_seen[name] = handle

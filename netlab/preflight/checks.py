@@ -8,10 +8,13 @@ can show every row and ``netlab up`` can report every problem at once
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import os
 import shutil
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from netlab import paths
@@ -29,8 +32,9 @@ from netlab.preflight.capabilities import (
     effective_capabilities,
     tcp_congestion_controls,
 )
-from netlab.scenario.model import Scenario
+from netlab.scenario.model import Direction, Scenario
 from shaping.spec import LinkShape
+from shaping.traces import load_trace
 
 Severity = Literal["error", "warning", "info"]
 Backend = Literal["kernel", "user"]
@@ -408,12 +412,32 @@ def _netem_fields(shape: LinkShape) -> list[str]:
     return [name for name, attr in _NETEM_FIELDS if getattr(shape, attr) > 0]
 
 
+@functools.lru_cache(maxsize=64)
+def _trace_extras(ref: str, base_dir: Path | None) -> tuple[float, float, float]:
+    """The largest delay, jitter and loss a trace asks for (OpenNetLab and
+    Genet traces carry them), which need netem like the scenario's own."""
+    trace = load_trace(ref, base_dir=base_dir)
+    return (max(trace.delays_s or (0.0,)), max(trace.jitters_s or (0.0,)),
+            max(trace.losses or (0.0,)))
+
+
+def _with_trace(direction: Direction, base_dir: Path | None) -> LinkShape:
+    shape = direction.shape
+    if direction.trace is None:
+        return shape
+    delay, jitter, loss = _trace_extras(direction.trace, base_dir)
+    return dataclasses.replace(shape, delay_s=max(shape.delay_s, delay),
+                               jitter_s=max(shape.jitter_s, jitter), loss=max(shape.loss, loss))
+
+
 def _shapes(scenario: Scenario) -> list[tuple[str, str, LinkShape]]:
-    """(field path, link name, shape) for every link direction."""
+    """(field path, link name, shape) for every link direction, with what its
+    trace asks for folded in."""
+    base_dir = scenario.source.parent if scenario.source else None
     found = []
     for i, link in enumerate(scenario.links):
-        found.append((f"links[{i}].up", link.name, link.up.shape))
-        found.append((f"links[{i}].down", link.name, link.down.shape))
+        found.append((f"links[{i}].up", link.name, _with_trace(link.up, base_dir)))
+        found.append((f"links[{i}].down", link.name, _with_trace(link.down, base_dir)))
     return found
 
 

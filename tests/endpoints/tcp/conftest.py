@@ -76,9 +76,10 @@ def run_pair(tmp_path: Path) -> Iterator[Callable[..., Pair]]:
 
     def run(args: Sequence[str], *, netns: str | None = None,
             during: Callable[[subprocess.Popen[str], Path], None] | None = None,
-            name: str = "flow") -> Pair:
+            name: str = "flow", receiver_duration_s: float = 30.0) -> Pair:
         base = tmp_path / name
-        receiver, port = start_receiver(base / "r", netns=netns)
+        receiver, port = start_receiver(base / "r", netns=netns,
+                                        duration_s=receiver_duration_s)
         procs.append(receiver)
         sender = start_sender(base / "s", port, args, netns=netns)
         procs.append(sender)

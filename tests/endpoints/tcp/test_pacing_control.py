@@ -87,22 +87,25 @@ def test_unlimited_and_clamped_commands(lo_netns: str, tmp_path: Path,
         while not control.exists():
             assert sender.poll() is None
             time.sleep(0.01)
-        send_rate_command(control, 0)  # would mean "no pacing" to the kernel
-        time.sleep(0.2)
         send_rate_command(control, UNLIMITED)
+        time.sleep(0.2)
+        send_rate_command(control, 0)  # would mean "no pacing" to the kernel
         time.sleep(0.2)
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as raw:
             raw.sendto(b"short", str(control))
 
+    # At 10 kbit/s the skb already scheduled (up to 64 kB) takes seconds to
+    # leave, and the FIN waits behind it: the receiver stops on its duration.
     pair = run_pair(["--cc", "cubic", "--mode", "bulk", "--duration", "0.8",
-                     "--pacing-control", str(control)], netns=lo_netns, during=drive)
+                     "--pacing-control", str(control)], netns=lo_netns, during=drive,
+                    receiver_duration_s=2.0)
     assert pair.sender_rc == 0, pair.sender_stderr
     applied = logs.read_pacing_log(pair.sender_dir)
-    assert applied["applied_Bps"].tolist() == [1250, UNLIMITED]
+    assert applied["applied_Bps"].tolist() == [UNLIMITED, 1250]
     meta = logs.read_meta(pair.sender_dir, "sender")
     assert meta["bad_pacing_commands"] == 1
     assert meta["pacing_commands"] == 2
     info = logs.read_tcp_info_log(pair.sender_dir)
-    clamped = info[(info["t_ns"] > applied["t_applied_ns"][0])
-                   & (info["t_ns"] < applied["t_applied_ns"][1])]
-    assert np.all(clamped["max_pacing_rate"] == 1250)
+    clamped = info[info["t_ns"] > applied["t_applied_ns"][1]]
+    assert np.all(clamped["max_pacing_rate"][:-1] == 1250)  # the last: lifted at exit
+    assert np.all(clamped["pacing_rate"][:-1] <= 1250)

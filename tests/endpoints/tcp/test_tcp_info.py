@@ -22,7 +22,8 @@ def test_offsets_match_linux_header(tmp_path: Path) -> None:
         f'printf("{name} %zu\\n", offsetof(struct tcp_info, tcpi_{name.removesuffix("_us")}));'
         for name, _offset, _code in KERNEL_FIELDS if name not in bitfield)
     source = tmp_path / "offsets.c"
-    source.write_text("#include <stdio.h>\n#include <string.h>\n#include <stddef.h>\n#include <linux/tcp.h>\n"
+    source.write_text("#include <stdio.h>\n#include <string.h>\n#include <stddef.h>\n"
+                      "#include <linux/tcp.h>\n"
                       f"int main(void){{{prints}"
                       'printf("sizeof %zu\\n", sizeof(struct tcp_info));'
                       # Where the compiler puts tcpi_delivery_rate_app_limited:

@@ -1,0 +1,81 @@
+"""Starts the lab's trace replays together and stops them together.
+
+Kernel backend: one replayer process per traced direction (its own process
+and scheduling priority, so flows loading the CPU do not shift its
+deadlines), all sharing one start instant on CLOCK_MONOTONIC so the traces
+stay aligned with each other and with the flows.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from netlab.lab.plan import Interface, LabPlan
+from netlab.lab.state import StateJournal
+from shaping.replay import ReplayerHandle, build_schedule, read_replay_log, start_replayer
+from shaping.replay.log import ReplayLog
+from shaping.traces import Trace, load_trace
+
+START_MARGIN_S = 0.2  # every replayer is ready before the shared start
+
+
+@dataclass
+class DirectionReplay:
+    link: str
+    direction: str  # "up" (a->b) or "down" (b->a)
+    interface: Interface
+    handle: ReplayerHandle
+    log_path: Path
+
+
+@dataclass
+class TraceReplays:
+    replays: list[DirectionReplay] = field(default_factory=list)
+    start_ns: int = 0
+
+    def stop(self) -> dict[tuple[str, str], ReplayLog]:
+        """Stop every replayer and read back its log."""
+        logs: dict[tuple[str, str], ReplayLog] = {}
+        for replay in self.replays:
+            replay.handle.stop()
+            logs[(replay.link, replay.direction)] = read_replay_log(replay.log_path)
+        self.replays.clear()
+        return logs
+
+
+def traced_directions(plan: LabPlan) -> list[tuple[str, str, Interface]]:
+    out = []
+    for name, (end_a, end_b) in plan.links.items():
+        for direction, iface in (("up", end_a), ("down", end_b)):
+            if iface.egress.trace is not None:
+                out.append((name, direction, iface))
+    return out
+
+
+def load_direction_trace(iface: Interface, base_dir: Path | None) -> Trace:
+    assert iface.egress.trace is not None
+    return load_trace(iface.egress.trace, base_dir=base_dir)
+
+
+def start_kernel_replays(plan: LabPlan, journal: StateJournal, *, netem: bool,
+                         base_dir: Path | None, duration_s: float) -> TraceReplays:
+    """A replayer per traced direction, all starting at one shared instant."""
+    replays = TraceReplays(start_ns=time.monotonic_ns() + int(START_MARGIN_S * 1e9))
+    try:
+        for link, direction, iface in traced_directions(plan):
+            schedule = build_schedule(load_direction_trace(iface, base_dir), iface.egress.shape)
+            log_path = journal.path.parent / "replay" / f"{link}.{direction}.log"
+            handle = start_replayer(plan.hosts[iface.host].namespace, iface.name, "htb",
+                                    schedule, None, log_path, netem=netem,
+                                    start_ns=replays.start_ns, duration_s=duration_s)
+            journal.record("process", str(handle.pid),
+                           pid_start=psutil.Process(handle.pid).create_time())
+            replays.replays.append(DirectionReplay(link, direction, iface, handle, log_path))
+    except BaseException:
+        replays.stop()
+        raise
+    return replays
