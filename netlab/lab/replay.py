@@ -16,11 +16,20 @@ import psutil
 
 from netlab.lab.plan import Interface, LabPlan
 from netlab.lab.state import StateJournal
-from shaping.replay import ReplayerHandle, build_schedule, read_replay_log, start_replayer
+from shaping.replay import (
+    ReplayerHandle,
+    build_schedule,
+    read_replay_log,
+    sleep_until_ns,
+    start_replayer,
+)
 from shaping.replay.log import ReplayLog
 from shaping.traces import Trace, load_trace
 
-START_MARGIN_S = 0.2  # every replayer is ready before the shared start
+# Every replayer must be ready before the shared start: a replayer process
+# takes about half a second to start (interpreter, pyroute2, shaper install).
+START_MARGIN_S = 0.3
+START_PER_REPLAYER_S = 0.7
 
 
 @dataclass
@@ -64,9 +73,11 @@ def load_direction_trace(iface: Interface, base_dir: Path | None) -> Trace:
 def start_kernel_replays(plan: LabPlan, journal: StateJournal, *, netem: bool,
                          base_dir: Path | None, duration_s: float) -> TraceReplays:
     """A replayer per traced direction, all starting at one shared instant."""
-    replays = TraceReplays(start_ns=time.monotonic_ns() + int(START_MARGIN_S * 1e9))
+    directions = traced_directions(plan)
+    margin_s = START_MARGIN_S + START_PER_REPLAYER_S * len(directions)
+    replays = TraceReplays(start_ns=time.monotonic_ns() + int(margin_s * 1e9))
     try:
-        for link, direction, iface in traced_directions(plan):
+        for link, direction, iface in directions:
             schedule = build_schedule(load_direction_trace(iface, base_dir), iface.egress.shape)
             log_path = journal.path.parent / "replay" / f"{link}.{direction}.log"
             handle = start_replayer(plan.hosts[iface.host].namespace, iface.name, "htb",
@@ -75,6 +86,8 @@ def start_kernel_replays(plan: LabPlan, journal: StateJournal, *, netem: bool,
             journal.record("process", str(handle.pid),
                            pid_start=psutil.Process(handle.pid).create_time())
             replays.replays.append(DirectionReplay(link, direction, iface, handle, log_path))
+        if directions:
+            sleep_until_ns(replays.start_ns)  # flows start with the traces
     except BaseException:
         replays.stop()
         raise
