@@ -195,6 +195,7 @@ def _shape_to_json(direction: Direction) -> dict[str, Any]:
         "queue_packets": shape.queue.packets if shape.queue else None,
         "queue_bytes": shape.queue.bytes if shape.queue else None,
         "trace": direction.trace,
+        "trace_loop": direction.trace_loop,
     }
 
 
@@ -206,6 +207,7 @@ def _shape_from_json(data: dict[str, Any]) -> Direction:
         LinkShape(rate_bps=data.get("rate_bps"), delay_s=data.get("delay_s", 0.0),
                   jitter_s=data.get("jitter_s", 0.0), loss=data.get("loss", 0.0), queue=queue),
         trace=data.get("trace"),
+        trace_loop=data.get("trace_loop"),
     )
 
 

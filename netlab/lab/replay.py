@@ -81,7 +81,7 @@ def start_kernel_replays(plan: LabPlan, journal: StateJournal, *, netem: bool,
             schedule = build_schedule(load_direction_trace(iface, base_dir), iface.egress.shape)
             log_path = journal.path.parent / "replay" / f"{link}.{direction}.log"
             handle = start_replayer(plan.hosts[iface.host].namespace, iface.name, "htb",
-                                    schedule, None, log_path, netem=netem,
+                                    schedule, iface.egress.trace_loop, log_path, netem=netem,
                                     start_ns=replays.start_ns, duration_s=duration_s)
             journal.record("process", str(handle.pid),
                            pid_start=psutil.Process(handle.pid).create_time())

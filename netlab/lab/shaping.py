@@ -129,10 +129,10 @@ def user_direction(direction: Direction, base_dir: Path | None, seed: int) -> An
     if direction.trace is None:
         return DirectionConfig(shape=direction.shape, seed=seed)
     trace = load_trace(direction.trace, base_dir=base_dir)
-    if trace.opportunities_ms is not None:
+    if trace.opportunities_ms is not None and direction.trace_loop is not False:
         return DirectionConfig(shape=direction.shape, opportunities_ms=trace.opportunities_ms,
-                               seed=seed)
-    schedule = build_schedule(trace, direction.shape)
+                               seed=seed)  # Mahimahi's own semantics: exact, looping
+    schedule = build_schedule(trace, direction.shape, loop=direction.trace_loop)
     return DirectionConfig(
         shape=schedule.changes[0].shape,
         schedule=tuple((c.t_s, c.shape) for c in schedule.changes),

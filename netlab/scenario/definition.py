@@ -79,6 +79,7 @@ CC_NAME = Text(
 TRACE = TraceRef(
     expected="a trace: a file path (relative to the scenario file) or a bundled trace name",
 )
+TRACE_END = Choice(("loop", "stop"))
 CHECKPOINT = Text(expected="a checkpoint file path (relative to the scenario file)")
 SYSCTL_KEY = Text(
     expected="a net.* sysctl name such as net.ipv4.tcp_ecn",
@@ -194,6 +195,9 @@ SHAPE_ENTRIES: dict[str, Entry] = {
     "loss": Entry(PERCENT, default=0.0, default_text="0%", description="random loss"),
     "queue": Entry(QUEUE, description="droptail queue limit in packets (100pkt) or bytes (64kB)"),
     "trace": Entry(TRACE, description="a capacity trace replayed in real time (replaces rate)"),
+    "trace_end": Entry(TRACE_END, description="when the trace ends: loop it, or stop and keep its "
+                       "last value (default: the trace format's own habit; Mahimahi and "
+                       "OpenNetLab loop, Genet stops)"),
 }
 # Link-level keys apply to both directions, so they carry no defaults of their
 # own: a default there would hide the direction's value when merging.

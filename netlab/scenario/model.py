@@ -24,6 +24,7 @@ class Direction:
 
     shape: LinkShape
     trace: str | None = None
+    trace_loop: bool | None = None  # None: the trace format's own habit
 
 
 @dataclass(frozen=True)

@@ -264,7 +264,9 @@ class _Checker:
         assert queue is None or isinstance(queue, QueueLimit)
         assert trace is None or isinstance(trace, str)
         shape = LinkShape(rate_bps=rate, delay_s=delay, jitter_s=jitter, loss=loss, queue=queue)
-        return Direction(shape=shape, trace=trace)
+        end = values.get("trace_end")
+        return Direction(shape=shape, trace=trace,
+                         trace_loop=None if end is None or trace is None else end == "loop")
 
     # ------------------------------------------------------------------ flows
 
