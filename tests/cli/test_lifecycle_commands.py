@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from netlab.lab import netns, state
@@ -85,13 +86,14 @@ def test_run_writes_results_with_the_contract_keys(tmp_path: Path) -> None:
     assert state.load(name) is None
 
 
-def test_sigterm_of_a_foreground_up_cleans_up(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_a_signal_to_a_foreground_up_cleans_up(tmp_path: Path, sig: signal.Signals) -> None:
     name = unique_lab("cst")
     proc = subprocess.Popen([*NETLAB, "up", "-q", str(_scenario_file(tmp_path, name, "60s"))],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_up(name)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         assert proc.wait(timeout=30) != 0
     finally:
         if proc.poll() is None:
@@ -101,12 +103,18 @@ def test_sigterm_of_a_foreground_up_cleans_up(tmp_path: Path) -> None:
     assert not any(netns.exists(f"nl-{name}-{h}") for h in ("alice", "router", "bob"))
 
 
-def test_down_after_sigkill_removes_everything(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["kernel", "user"])
+def test_down_after_sigkill_removes_everything(tmp_path: Path, backend: str) -> None:
+    """After a SIGKILL nothing cleaned up: `down` must find every namespace and,
+    with the user-space backend, the orphaned link processes too."""
     name = unique_lab("ckl")
-    proc = subprocess.Popen([*NETLAB, "up", "-q", str(_scenario_file(tmp_path, name, "60s"))],
+    proc = subprocess.Popen([*NETLAB, "up", "-q", "--backend", backend,
+                             str(_scenario_file(tmp_path, name, "60s"))],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         recorded = _wait_up(name)
+        link_pids = [int(o.name) for o in recorded.objects if o.kind == "process"]
+        assert len(link_pids) == (2 if backend == "user" else 0)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         assert all(netns.exists(ns) for ns in recorded.namespaces)  # orphaned, as after a crash
@@ -114,7 +122,9 @@ def test_down_after_sigkill_removes_everything(tmp_path: Path) -> None:
         assert any(lab["lab"] == name and not lab["owner_alive"] for lab in status)
         with pytest.raises(subprocess.CalledProcessError):
             netlab("up", "-d", "-q", str(_scenario_file(tmp_path, name)))  # still there: refused
+        assert all(psutil.pid_exists(pid) for pid in link_pids)  # orphaned link processes
         netlab("down", name)
+        assert not any(psutil.pid_exists(pid) for pid in link_pids)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -21,7 +21,7 @@ RATE_BPS = 5_000_000
 CEILING = 1448 / 1514
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def line_lab() -> Iterator[lifecycle.Lab]:
     bottleneck = Direction(LinkShape(rate_bps=RATE_BPS, queue=QueueLimit(bytes=30_000)))
     plain = Direction(LinkShape())

@@ -69,14 +69,18 @@ def test_pacing_commands_take_effect_within_100ms(cc: str, lo_netns: str, tmp_pa
         after = info[info["t_ns"] > t_applied]
         assert after["max_pacing_rate"][0] == rate  # the very next sample shows it
         target_bps = rate * 8
-        # From 100 ms after the command on, the wire rate is the commanded one.
-        for window_s, tolerance in (((0.1, 0.3), 0.25), ((0.1, 0.9), 0.12)):
+        # From 100 ms after the command on, the wire rate is held to the
+        # commanded one (a cap: BBR's own gain cycle may pace below it for a
+        # while, hence the looser lower bound over the short window).
+        for window_s, low, high in (((0.1, 0.3), 0.5, 1.25), ((0.1, 0.9), 0.8, 1.12)):
             lo, hi = t_applied + window_s[0] * 1e9, t_applied + window_s[1] * 1e9
-            assert _sent_bps(info, lo, hi) == pytest.approx(target_bps, rel=tolerance), (
-                f"{cc}: {rate} B/s, window {window_s}")
+            sent = _sent_bps(info, lo, hi)
+            assert low * target_bps <= sent <= high * target_bps, (
+                f"{cc}: {rate} B/s, window {window_s}: {sent} bit/s sent")
             chosen = (bins["bin_start_ns"] >= lo) & (bins["bin_start_ns"] < hi)
             received = bins["bytes"][chosen].sum() * 8 / (window_s[1] - window_s[0])
-            assert received == pytest.approx(target_bps, rel=tolerance + 0.05)
+            assert (low - 0.05) * target_bps <= received <= (high + 0.05) * target_bps, (
+                f"{cc}: {rate} B/s, window {window_s}: {received} bit/s received")
 
 
 def test_unlimited_and_clamped_commands(lo_netns: str, tmp_path: Path,
