@@ -16,8 +16,6 @@ from types import ModuleType
 from netlab import __version__
 from netlab.errors import NetlabError
 from shaping.errors import ShapingError
-from shaping.traces import TraceError
-from shaping.userlink import UserLinkError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "up",
@@ -70,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NetlabError as exc:
         print(exc.render(), file=sys.stderr)
         return exc.exit_code
-    except (ShapingError, TraceError, UserLinkError) as exc:
+    except ShapingError as exc:
         # the libraries' errors carry what/where/fix too; print them the same way
         print(NetlabError(exc.what, where=exc.where, fix=exc.fix).render(), file=sys.stderr)
         return 1

@@ -36,6 +36,7 @@ from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from netlab import paths
+from netlab.lab.state import pid_alive
 
 PROBE_NAMESPACE_PREFIX = "nl-probe-"
 NETNS_DIR = Path(netns.NETNS_RUN_DIR)  # where pyroute2 and iproute2 pin namespaces
@@ -221,16 +222,6 @@ def probe_namespace_name() -> str:
     return f"{PROBE_NAMESPACE_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_namespace(name: str) -> None:
     """Remove a namespace this module made; a half-made one too."""
     with contextlib.suppress(FileNotFoundError):
@@ -246,7 +237,7 @@ def sweep_stale_probe_namespaces() -> list[str]:
         return []
     for name in names:
         match = re.fullmatch(rf"{re.escape(PROBE_NAMESPACE_PREFIX)}(\d+)-[0-9a-f]+", name)
-        if match and not _pid_alive(int(match.group(1))):
+        if match and not pid_alive(int(match.group(1))):
             try:
                 _remove_namespace(name)
             except OSError:

@@ -6,12 +6,15 @@ fix) without importing ``netlab``: the CLI and the scenario loader wrap it.
 
 from __future__ import annotations
 
+from shaping.errors import ShapingError
 
-class TraceError(Exception):
+
+class TraceError(ShapingError):
     """A trace file that cannot be read or written as asked.
 
     ``file`` and ``line`` (1-based, when known) locate the problem; ``fix`` is
-    what the user should do about it.
+    what the user should do about it.  ``where`` is ``file:line`` (or just the
+    file), the form editors jump to.
     """
 
     def __init__(
@@ -22,28 +25,7 @@ class TraceError(Exception):
         line: int | None = None,
         fix: str | None = None,
     ) -> None:
-        super().__init__(what)
-        self.what = what
+        where = None if file is None else (f"{file}:{line}" if line is not None else file)
+        super().__init__(what, where=where, fix=fix)
         self.file = file
         self.line = line
-        self.fix = fix
-
-    @property
-    def where(self) -> str | None:
-        """``file:line`` (or just the file) in the form editors jump to."""
-        if self.file is None:
-            return None
-        return f"{self.file}:{self.line}" if self.line is not None else self.file
-
-    def render(self) -> str:
-        lines = [f"error: {self.what}"]
-        if self.where:
-            lines.append(f"  where: {self.where}")
-        if self.fix:
-            lines.append(f"  fix: {self.fix}")
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        where = self.where
-        text = f"{where}: {self.what}" if where else self.what
-        return f"{text} ({self.fix})" if self.fix else text

@@ -6,10 +6,8 @@ NetlabError by copying the three fields.
 
 from __future__ import annotations
 
+from shaping.errors import ShapingError
 
-class UserLinkError(Exception):
-    def __init__(self, what: str, *, where: str | None = None, fix: str | None = None) -> None:
-        super().__init__(what if where is None else f"{what} ({where})")
-        self.what = what
-        self.where = where
-        self.fix = fix
+
+class UserLinkError(ShapingError):
+    """A user-space link that cannot be built or run as asked."""
