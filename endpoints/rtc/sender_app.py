@@ -17,6 +17,10 @@ and RTCP in (RFC 5761). Each turn of the loop:
    ``target_bps``, ``pacer_queue_bytes``, ``rtt_ms``, ``usage``,
    ``packets_sent``) are written; SR + SDES go out every second.
 
+Start the receiver first (with ``--bind HOST:0`` it writes the port it got
+to ``receiver_meta.json`` as ``bound_address``): packets sent before it
+binds are lost and appear in no feedback.
+
 It stops after ``--duration`` or on SIGTERM/SIGINT, flushes every log and
 writes ``sender_meta.json``. Exit status: 0 on a clean stop, 1 on an error
 (printed as what / where / fix), 2 on bad arguments.
