@@ -69,14 +69,16 @@ def print_summary(results: dict[str, Any], run_dir: Path, console: Console) -> N
     table = Table(title=f"{results['scenario']['name']}: flows ({results['backend']} shaping)")
     table.add_column("flow", no_wrap=True)
     table.add_column("from → to", no_wrap=True)
-    for column in ("rate Mbit/s", "asked Mbit/s", "delay p50 ms", "delay p95 ms", "loss %"):
+    for column in ("rate Mbit/s", "asked Mbit/s", "delay p50 ms", "delay p95 ms", "loss %",
+                   "score"):
         table.add_column(column, justify="right")
     for flow in results["flows"]:
         m = flow["metrics"]
         table.add_row(flow["id"], f"{flow['from']} → {flow['to']}",
                       _fmt(m["recv_rate_bps"], 1e-6), _fmt(m.get("asked_rate_bps"), 1e-6),
                       _fmt(m["delay_p50_ms"]), _fmt(m["delay_p95_ms"]),
-                      _fmt(m["loss"], 100, "", 1))
+                      _fmt(m["loss"], 100, "", 1),
+                      _fmt(flow.get("scores", {}).get("network"), 1, "", 1))
     console.print(table)
     fidelity = results["fidelity"]
     for verdict in fidelity.get("verdicts", []):

@@ -17,11 +17,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from netlab.fidelity import collect as collect_fidelity
+from netlab.flow_results import fairness_by_link, flow_results
+from netlab.flows import FlowRunner
 from netlab.lab import lifecycle
 from netlab.lab.replay import TraceReplays, start_kernel_replays
 from netlab.preflight import probe_kernel
 from netlab.results import build_results, new_run_dir, print_summary, write_results
-from netlab.runner import probe_flow_results, probe_links
+from netlab.runner import ProbeMeasurement, probe_flow_results, probe_links
 from netlab.scenario.model import Scenario
 
 
@@ -50,31 +52,42 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
                       f"{len(lab.plan.links)} links, {lab.backend} shaping, subnet "
                       f"{lab.plan.subnet} ({time.monotonic() - built:.2f} s)")
         started = time.time()
+        run_dir = new_run_dir(out_base, scenario.name)
+        base_dir = scenario.source.parent if scenario.source else None
+        runner = FlowRunner(scenario, lab.plan, lab.journal, run_dir)
         replays = TraceReplays()
         if lab.backend == "kernel":
             replays = start_kernel_replays(
                 lab.plan, lab.journal, netem=probe_kernel().has_qdisc("netem"),
-                base_dir=scenario.source.parent if scenario.source else None,
-                duration_s=scenario.duration_s)
+                base_dir=base_dir, duration_s=scenario.duration_s)
         start_ns = replays.start_ns or time.monotonic_ns()
+        measurements: list[ProbeMeasurement] = []
         try:
             with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
                           console=console, transient=True, disable=quiet) as progress:
-                task = progress.add_task("probing links", total=1.0)
-                measurements = probe_links(
-                    lab.plan, scenario.duration_s,
-                    progress=lambda what, done: progress.update(task, completed=done,
-                                                                description=f"probing {what}"))
+                if runner.flows:
+                    task = progress.add_task(f"running {len(runner.flows)} flows", total=1.0)
+                    runner.run(scenario.duration_s,
+                               tick=lambda done: progress.update(task, completed=done))
+                else:
+                    task = progress.add_task("probing links", total=1.0)
+                    measurements = probe_links(
+                        lab.plan, scenario.duration_s,
+                        progress=lambda what, done: progress.update(
+                            task, completed=done, description=f"probing {what}"))
         finally:
             replay_logs = replays.stop()
+        end_ns = time.monotonic_ns()
         if not keep_up:
             lab.shaping.stop()  # user-space links flush their logs on exit
         fidelity = collect_fidelity(lab.plan, probes=measurements, replay_logs=replay_logs,
                                     user_links=lab.shaping.user_links_seen, start_ns=start_ns,
-                                    base_dir=scenario.source.parent if scenario.source else None)
-        results = build_results(scenario, lab.backend, probe_flow_results(measurements),
-                                fidelity, started=started, ended=time.time())
-        run_dir = new_run_dir(out_base, scenario.name)
+                                    base_dir=base_dir)
+        flows = probe_flow_results(measurements) + flow_results(
+            runner.flows, lab.plan, run_dir, start_ns=start_ns, end_ns=end_ns)
+        results = build_results(scenario, lab.backend, flows, fidelity, started=started,
+                                ended=time.time())
+        results["fairness"] = fairness_by_link(flows, lab.plan)
         write_results(run_dir, results)
         width = None if sys.stdout.isatty() else 120
         print_summary(results, run_dir, Console(quiet=quiet, width=width))

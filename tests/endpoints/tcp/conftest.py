@@ -110,4 +110,17 @@ def lo_netns() -> Iterator[str]:
                         "net.ipv4.tcp_tso_rtt_log=0"], check=True)
         yield name
     finally:
-        subprocess.run(["ip", "netns", "del", name], check=True)
+        _delete_netns(name)
+
+
+def _delete_netns(name: str) -> None:
+    """``ip netns del``, retried: it can fail with EBUSY for a moment while
+    the last ``ip netns exec`` child is still being torn down."""
+    error = ""
+    for _attempt in range(30):
+        result = subprocess.run(["ip", "netns", "del", name], capture_output=True, text=True)
+        if result.returncode == 0 or not Path(f"/run/netns/{name}").exists():
+            return
+        error = result.stderr
+        time.sleep(0.1)
+    raise AssertionError(f"could not delete namespace {name}: {error}")

@@ -1,0 +1,146 @@
+"""Per-flow metrics, scores and time series from the endpoints' logs.
+
+Logs are read once, metrics come from ``endpoints.metrics`` (one clock on
+one machine, so one-way delay is exact), and every flow gets a CSV time
+series in 100 ms bins: ``t_s,recv_rate_bps,delay_ms,loss,target_bps,
+estimate_bps,capacity_bps`` (empty where a column does not apply).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from endpoints.metrics.series import hold_values, rate_series, rebin
+from endpoints.metrics.summary import link_fairness, rtc_flow_metrics, tcp_flow_metrics
+from endpoints.rtc import logs as rtc_logs
+from endpoints.tcp import logs as tcp_logs
+from netlab.flows import FlowProcesses
+from netlab.lab.plan import LabPlan, egress_path
+
+BIN_NS = 100_000_000
+CSV_COLUMNS = ("t_s", "recv_rate_bps", "delay_ms", "loss", "target_bps", "estimate_bps",
+               "capacity_bps")
+
+
+def bottleneck_bps(plan: LabPlan, src: str, dst: str) -> int | None:
+    """The smallest static rate on the flow's path (None if a direction on
+    it replays a trace, or nothing on it is rate-limited)."""
+    path = egress_path(plan, src, plan.hosts[dst].address)
+    if any(i.egress.trace is not None for i in path):
+        return None
+    rates = [i.egress.shape.rate_bps for i in path if i.egress.shape.rate_bps is not None]
+    return min(rates) if rates else None
+
+
+def _read(kind: rtc_logs.LogKind, directory: Path) -> npt.NDArray[Any] | None:
+    try:
+        return rtc_logs.read_kind(directory, kind)
+    except FileNotFoundError:
+        return None
+
+
+def _rtc(fp: FlowProcesses, start_ns: int, end_ns: int, capacity: int | None
+         ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[float | None]]]:
+    received = _read(rtc_logs.RECEIVER_PACKETS, fp.directory)
+    sent = _read(rtc_logs.SENDER_PACKETS, fp.directory)
+    rate_log = _read(rtc_logs.SENDER_RATE, fp.directory)
+    estimates = _read(rtc_logs.RECEIVER_ESTIMATES, fp.directory)
+    if received is None or received.size == 0:
+        return {"recv_rate_bps": 0.0, "delay_p50_ms": None, "delay_p95_ms": None,
+                "delay_p99_ms": None, "loss": None, "note": "no packet arrived"}, {}, {}
+    targets = (rate_log["time_ns"], rate_log["target_bps"]) if rate_log is not None else None
+    summary = rtc_flow_metrics(
+        received, sent, start_ns=start_ns, end_ns=end_ns, estimates=targets,
+        capacity=((np.array([start_ns]), np.array([capacity])) if capacity else None))
+    rates = rate_series(received["arrival_ns"], received["size"], bin_ns=BIN_NS,
+                        start_ns=start_ns, end_ns=end_ns)
+    bins = rates.bin_start_ns
+    delays: list[float | None] = []
+    stamped = received["send_ns"] >= 0
+    owd_ms = (received["arrival_ns"] - received["send_ns"]) / 1e6
+    index = (received["arrival_ns"] - start_ns) // BIN_NS
+    for i in range(len(bins)):
+        chosen = owd_ms[(index == i) & stamped]
+        delays.append(float(np.median(chosen)) if chosen.size else None)
+    columns: dict[str, list[float | None]] = {
+        "recv_rate_bps": list(rates.rate_bps), "delay_ms": delays,
+        "target_bps": (list(hold_values(rate_log["time_ns"], rate_log["target_bps"], bins))
+                       if rate_log is not None and rate_log.size else []),
+        "estimate_bps": (list(hold_values(estimates["time_ns"], estimates["estimate_bps"],
+                                          bins))
+                         if estimates is not None and estimates.size else []),
+    }
+    return summary.metrics, summary.scores, columns
+
+
+def _tcp(fp: FlowProcesses, start_ns: int, end_ns: int
+         ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[float | None]]]:
+    try:
+        info: npt.NDArray[Any] | None = tcp_logs.read_tcp_info_log(fp.directory)
+    except FileNotFoundError:
+        info = None
+    try:
+        bins = tcp_logs.read_recv_bins(fp.directory)
+    except FileNotFoundError:
+        return {"recv_rate_bps": 0.0, "delay_p50_ms": None, "delay_p95_ms": None,
+                "delay_p99_ms": None, "loss": None, "note": "the receiver wrote no log"}, {}, {}
+    summary = tcp_flow_metrics(info, bins)
+    rates = rebin(bins["bin_start_ns"], bins["bytes"], bin_ns=BIN_NS, start_ns=start_ns,
+                  end_ns=end_ns)
+    return summary.metrics, summary.scores, {"recv_rate_bps": list(rates.rate_bps)}
+
+
+def _write_csv(path: Path, count: int, columns: dict[str, list[float | None]],
+               capacity: int | None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        for i in range(count):
+            row: list[object] = [f"{i * BIN_NS / 1e9:.1f}"]
+            for name in CSV_COLUMNS[1:]:
+                values = columns.get(name, [])
+                value = capacity if name == "capacity_bps" else (
+                    values[i] if i < len(values) else None)
+                ok = value is not None and not (isinstance(value, float) and math.isnan(value))
+                row.append(f"{value:.6g}" if ok else "")
+            writer.writerow(row)
+
+
+def flow_results(flows: list[FlowProcesses], plan: LabPlan, run_dir: Path, *,
+                 start_ns: int, end_ns: int) -> list[dict[str, Any]]:
+    """The results contract's ``flows[]`` entries, with time series written."""
+    out: list[dict[str, Any]] = []
+    for fp in flows:
+        flow = fp.flow
+        capacity = bottleneck_bps(plan, flow.src, flow.dst)
+        if flow.kind == "rtc":
+            metrics, scores, columns = _rtc(fp, start_ns, end_ns, capacity)
+            control = {"estimator": str(flow.options.get("estimator", "gcc"))}
+        else:
+            metrics, scores, columns = _tcp(fp, start_ns, end_ns)
+            control = {"cc": str(flow.options.get("cc", "cubic"))}
+        count = max((len(v) for v in columns.values()), default=0)
+        _write_csv(run_dir / "timeseries" / f"{flow.id}.csv", count, columns, capacity)
+        out.append({"id": flow.id, "kind": flow.kind, "from": flow.src, "to": flow.dst,
+                    **control, "start_s": flow.start_s, "stop_s": flow.stop_s,
+                    "metrics": metrics, "scores": scores, "logs": str(fp.directory)})
+    return out
+
+
+def fairness_by_link(flows: list[dict[str, Any]], plan: LabPlan) -> dict[str, float | None]:
+    """Jain's index over the flows whose paths share each link direction."""
+    sharing: dict[str, list[float]] = {}
+    for entry in flows:
+        rate = entry["metrics"].get("recv_rate_bps")
+        if rate is None:
+            continue
+        for iface in egress_path(plan, entry["from"], plan.hosts[entry["to"]].address):
+            sharing.setdefault(f"{iface.link}:{iface.host}", []).append(float(rate))
+    return {key: link_fairness(rates) for key, rates in sharing.items() if len(rates) > 1}

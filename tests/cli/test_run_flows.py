@@ -1,0 +1,60 @@
+"""A scenario's RTC and TCP flows run as processes in their hosts and end
+up in results.json with metrics, scores and time series."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.lab.scenarios import unique_lab
+
+
+def test_rtc_with_tcp_cross_traffic(tmp_path: Path) -> None:
+    scenario = tmp_path / "flows.yaml"
+    scenario.write_text(f"""
+name: {unique_lab("fl")}
+duration: 6s
+hosts: [alice, router, bob]
+links:
+  - endpoints: [alice, router]
+    rate: 50Mbit
+  - endpoints: [router, bob]
+    rate: 4Mbit
+    queue: 40pkt
+flows:
+  - kind: rtc
+    from: alice
+    to: bob
+    estimator: fixed:1Mbit
+  - kind: tcp
+    from: bob
+    to: alice
+    cc: bbr
+  - kind: tcp
+    from: alice
+    to: bob
+    cc: cubic
+    start: 2s
+""")
+    out = tmp_path / "runs"
+    subprocess.run([sys.executable, "-m", "netlab.cli.main", "run", "-q", "--out", str(out),
+                    str(scenario)], check=True, timeout=120, capture_output=True)
+    (run_dir,) = out.iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    flows = {f["id"]: f for f in results["flows"]}
+    assert set(flows) == {"rtc-0", "tcp-1", "tcp-2"}
+    rtc = flows["rtc-0"]
+    assert rtc["estimator"] == "fixed:1Mbit"
+    assert 0.6e6 < rtc["metrics"]["recv_rate_bps"] < 1.3e6, rtc["metrics"]
+    assert rtc["metrics"]["delay_p95_ms"] is not None
+    assert 0 <= rtc["scores"]["network"] <= 100
+    reverse, cross = flows["tcp-1"], flows["tcp-2"]
+    assert reverse["cc"] == "bbr" and cross["cc"] == "cubic"
+    assert reverse["metrics"]["recv_rate_bps"] > 2e6  # the reverse direction is free
+    assert 1e6 < cross["metrics"]["recv_rate_bps"] < 4e6  # shares 4 Mbit/s with the call
+    rows = list(csv.DictReader((run_dir / "timeseries" / "rtc-0.csv").open()))
+    assert len(rows) >= 50 and rows[10]["capacity_bps"] == "4e+06"
+    assert any(float(r["recv_rate_bps"] or 0) > 0 for r in rows)
