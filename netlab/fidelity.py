@@ -58,7 +58,13 @@ def collect(plan: LabPlan, *, probes: list[ProbeMeasurement],
                     name, direction, read_packet_log(paths[side]),
                     read_change_log(paths[f"{side}_changes"]), start_ns=start_ns, trace=trace))
             elif key in replay_logs:
-                entries.append(kernel_direction(name, direction, replay_logs[key]))
+                probe = measured.get(key)
+                delay_errors = None
+                if probe and probe.rtt_samples_s:
+                    delay_errors = [abs(r / 2 - probe.asked_delay_s) * 1e9
+                                    for r in probe.rtt_samples_s]
+                entries.append(kernel_direction(name, direction, replay_logs[key],
+                                                delay_errors=delay_errors))
             elif key in measured:
                 entries.append(from_probe(measured[key]))
             elif iface.egress.shape.rate_bps is not None:

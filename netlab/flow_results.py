@@ -47,10 +47,10 @@ def _read(kind: rtc_logs.LogKind, directory: Path) -> npt.NDArray[Any] | None:
 
 def _rtc(fp: FlowProcesses, start_ns: int, end_ns: int, capacity: int | None
          ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[float | None]]]:
-    received = _read(rtc_logs.RECEIVER_PACKETS, fp.directory)
-    sent = _read(rtc_logs.SENDER_PACKETS, fp.directory)
-    rate_log = _read(rtc_logs.SENDER_RATE, fp.directory)
-    estimates = _read(rtc_logs.RECEIVER_ESTIMATES, fp.directory)
+    received = _read(rtc_logs.RECEIVER_PACKETS, fp.receiver_dir)
+    sent = _read(rtc_logs.SENDER_PACKETS, fp.sender_dir)
+    rate_log = _read(rtc_logs.SENDER_RATE, fp.sender_dir)
+    estimates = _read(rtc_logs.RECEIVER_ESTIMATES, fp.receiver_dir)
     if received is None or received.size == 0:
         return {"recv_rate_bps": 0.0, "delay_p50_ms": None, "delay_p95_ms": None,
                 "delay_p99_ms": None, "loss": None, "note": "no packet arrived"}, {}, {}
@@ -82,11 +82,11 @@ def _rtc(fp: FlowProcesses, start_ns: int, end_ns: int, capacity: int | None
 def _tcp(fp: FlowProcesses, start_ns: int, end_ns: int
          ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[float | None]]]:
     try:
-        info: npt.NDArray[Any] | None = tcp_logs.read_tcp_info_log(fp.directory)
+        info: npt.NDArray[Any] | None = tcp_logs.read_tcp_info_log(fp.sender_dir)
     except FileNotFoundError:
         info = None
     try:
-        bins = tcp_logs.read_recv_bins(fp.directory)
+        bins = tcp_logs.read_recv_bins(fp.receiver_dir)
     except FileNotFoundError:
         return {"recv_rate_bps": 0.0, "delay_p50_ms": None, "delay_p95_ms": None,
                 "delay_p99_ms": None, "loss": None, "note": "the receiver wrote no log"}, {}, {}

@@ -1,7 +1,7 @@
 """Runs a scenario's RTC and TCP flows as processes inside their hosts.
 
-Each flow gets a directory (``RUN_DIR/flows/<id>``) where its endpoint
-processes write their logs and ``live.jsonl``.  Receivers start first (a
+Each flow gets a directory (``RUN_DIR/flows/<id>``) with one subdirectory
+per endpoint (``sender/``, ``receiver/``) for its logs and ``live.jsonl``.  Receivers start first (a
 packet sent before the receiver binds is lost and in no feedback), senders
 at the flow's ``start``; every process is told its own duration and is
 also sent SIGTERM at the flow's ``stop``, so a flow never outlives the run.
@@ -38,6 +38,15 @@ class FlowProcesses:
     directory: Path
     receiver_argv: list[str]
     sender_argv: list[str]
+
+    @property
+    def sender_dir(self) -> Path:
+        return self.directory / "sender"
+
+    @property
+    def receiver_dir(self) -> Path:
+        return self.directory / "receiver"
+
     receiver: subprocess.Popen[bytes] | None = None
     sender: subprocess.Popen[bytes] | None = None
     started: bool = False
@@ -76,17 +85,18 @@ def flow_commands(flow: Flow, index: int, plan: LabPlan, scenario: Scenario,
     sender_s = max(0.1, end - flow.start_s)
     receiver_s = end + RECEIVER_HEAD_START_S + 1.0  # receivers start with the run
     base_dir = scenario.source.parent if scenario.source else None
-    logs = ["--log-dir", str(directory)]
+    receiver_logs = ["--log-dir", str(directory / "receiver")]
+    sender_logs = ["--log-dir", str(directory / "sender")]
     if flow.kind == "rtc":
         port = RTC_BASE_PORT + 2 * index
         estimator = flow.options.get("estimator", Estimator("gcc"))
         assert isinstance(estimator, Estimator)
         sender_est, receiver_est = _estimator_args(estimator, base_dir)
         receiver = [*python, "endpoints.rtc.receiver_app", "--bind", f"{dst}:{port}",
-                    "--duration", f"{receiver_s:.3f}", "--estimator", receiver_est, *logs]
+                    "--duration", f"{receiver_s:.3f}", "--estimator", receiver_est, *receiver_logs]
         sender = [*python, "endpoints.rtc.sender_app", "--dest", f"{dst}:{port}",
                   "--duration", f"{sender_s:.3f}", "--estimator", sender_est,
-                  "--seed", str(scenario.seed * 1000 + index), *logs]
+                  "--seed", str(scenario.seed * 1000 + index), *sender_logs]
         for option, flag in (("initial_rate", "--start-rate"), ("min_rate", "--min-rate"),
                              ("max_rate", "--max-rate")):
             if flow.options.get(option) is not None:
@@ -98,9 +108,9 @@ def flow_commands(flow: Flow, index: int, plan: LabPlan, scenario: Scenario,
         rate = flow.options.get("rate")
         mode = f"rate:{rate}bit" if rate else "bulk"
         receiver = [*python, "endpoints.tcp.receiver_app", "--bind", f"{dst}:{port}",
-                    "--duration", f"{receiver_s:.3f}", *logs]
+                    "--duration", f"{receiver_s:.3f}", *receiver_logs]
         sender = [*python, "endpoints.tcp.sender_app", "--dest", f"{dst}:{port}", "--cc", cc,
-                  "--mode", mode, "--duration", f"{sender_s:.3f}", *logs]
+                  "--mode", mode, "--duration", f"{sender_s:.3f}", *sender_logs]
         return receiver, sender
     raise NetlabError(f"flow kind '{flow.kind}' has no endpoint processes",
                       where=f"flows[{index}].kind", fix="use rtc or tcp (probe runs built in)")
@@ -128,7 +138,8 @@ class FlowRunner:
             if flow.kind == "probe":
                 continue
             directory = self.run_dir / "flows" / flow.id
-            directory.mkdir(parents=True, exist_ok=True)
+            for role in ("sender", "receiver"):
+                (directory / role).mkdir(parents=True, exist_ok=True)
             receiver, sender = flow_commands(flow, index, self.plan, self.scenario, directory)
             self.flows.append(FlowProcesses(flow, directory, receiver, sender))
             index += 1
@@ -140,19 +151,22 @@ class FlowRunner:
                             pid_start=psutil.Process(proc.pid).create_time())
         return proc
 
+    def start_receivers(self) -> None:
+        """Every receiver, before any sender (call before ``run``)."""
+        for fp in self.flows:
+            fp.receiver = self._start(fp.receiver_argv, fp.flow.dst, fp.receiver_dir,
+                                      "receiver")
+        if self.flows:
+            time.sleep(RECEIVER_HEAD_START_S)
+
     def run(self, duration_s: float, tick: Callable[[float], None] | None = None) -> None:
         """Run every flow on schedule until ``duration_s`` from now."""
         t0 = time.monotonic()
         try:
-            for fp in self.flows:  # receivers first, all of them, before any sender
-                fp.receiver = self._start(fp.receiver_argv, fp.flow.dst, fp.directory,
-                                          "receiver")
-            time.sleep(RECEIVER_HEAD_START_S)
-            t0 = time.monotonic()
             while (elapsed := time.monotonic() - t0) < duration_s:
                 for fp in self.flows:
                     if not fp.started and elapsed >= fp.flow.start_s:
-                        fp.sender = self._start(fp.sender_argv, fp.flow.src, fp.directory,
+                        fp.sender = self._start(fp.sender_argv, fp.flow.src, fp.sender_dir,
                                                 "sender")
                         fp.started = True
                     if fp.started and not fp.stopped and fp.end_s is not None \

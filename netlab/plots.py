@@ -153,6 +153,15 @@ def load_results(run_dir: Path) -> dict[str, Any]:
     return results
 
 
+def format_ms(value: float) -> str:
+    """Milliseconds with the digits that matter: 510 ms, 47.6 ms, 0.0385 ms."""
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 1:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
 def controller(flow: dict[str, Any]) -> str:
     """What set the flow's rate: the RTC estimator or the TCP congestion control."""
     value = flow.get("estimator", flow.get("cc"))
@@ -167,7 +176,8 @@ def controller(flow: dict[str, Any]) -> str:
 def flow_file_stem(flow_id: str) -> str:
     """The flow id as a file name; ids are names, never paths."""
     if not flow_id or "/" in flow_id or "\0" in flow_id or flow_id in (".", ".."):
-        raise NetlabError(f"flow id {flow_id!r} cannot name a file", where="results.json: flows[].id",
+        raise NetlabError(f"flow id {flow_id!r} cannot name a file",
+                          where="results.json: flows[].id",
                           fix="flow ids must not contain '/' (the lab names them; report a bug)")
     return flow_id
 
@@ -238,8 +248,8 @@ def flow_figure(series: FlowSeries, flow: dict[str, Any], results: dict[str, Any
         _estimate_panel(axes[position], series, edges, rate_scale, rate_unit, metrics)
 
     duration = _duration_s(results, series, step)
-    for ax in axes:
-        _shade_outages(ax, series, edges)
+    for position, ax in enumerate(axes):
+        _shade_outages(ax, series, edges, labelled=position == 0)
         ax.set_xlim(0.0, duration)
         ax.grid(True, color="#DDDDDD", linewidth=0.6)
         ax.set_axisbelow(True)
@@ -269,9 +279,9 @@ def _summary(flow: dict[str, Any]) -> str:
     if isinstance(metrics.get("recv_rate_bps"), int | float):
         parts.append(f"rate {metrics['recv_rate_bps'] / 1e6:.2f} Mbit/s")
     if isinstance(metrics.get("delay_p95_ms"), int | float):
-        parts.append(f"delay p95 {metrics['delay_p95_ms']:.1f} ms")
+        parts.append(f"delay p95 {format_ms(metrics['delay_p95_ms'])} ms")
     elif isinstance(metrics.get("rtt_p95_ms"), int | float):
-        parts.append(f"RTT p95 {metrics['rtt_p95_ms']:.1f} ms")
+        parts.append(f"RTT p95 {format_ms(metrics['rtt_p95_ms'])} ms")
     if isinstance(metrics.get("loss"), int | float):
         parts.append(f"loss {metrics['loss'] * 100:.2f} %")
     if isinstance(scores.get("network"), int | float):
@@ -321,6 +331,9 @@ def _rate_panel(ax: Axes, series: FlowSeries, edges: FloatArray, scale: float, u
     if isinstance(metrics.get("recv_rate_bps"), int | float):
         ax.axhline(metrics["recv_rate_bps"] * scale, color=RECV_COLOUR, linestyle=":",
                    linewidth=1.0, label=f"mean {metrics['recv_rate_bps'] * scale:.3g} {unit}")
+    if not series.has("recv_rate_bps"):
+        ax.text(0.5, 0.5, "no receive-rate samples in the time series", transform=ax.transAxes,
+                ha="center", va="center", fontsize=9, color="#555555")
     ax.set_ylabel(f"rate ({unit})")
     ax.set_title("receive rate", fontsize=9, loc="left")
     ax.set_ylim(bottom=0.0)
@@ -337,7 +350,7 @@ def _delay_panel(ax: Axes, series: FlowSeries, edges: FloatArray, metrics: dict[
         if kind == "tcp":
             rtt = metrics.get("rtt_p50_ms")
             note += ("\n(TCP: the kernel's smoothed RTT is in results.json"
-                     + (f", p50 {rtt:.1f} ms)" if isinstance(rtt, int | float) else ")"))
+                     + (f", p50 {format_ms(rtt)} ms)" if isinstance(rtt, int | float) else ")"))
         ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center",
                 fontsize=9, color="#555555")
         ax.set_yticks([])
@@ -347,7 +360,7 @@ def _delay_panel(ax: Axes, series: FlowSeries, edges: FloatArray, metrics: dict[
         value = metrics.get(key)
         if isinstance(value, int | float):
             ax.axhline(value, color=DELAY_COLOUR, linestyle=style, linewidth=0.9, alpha=0.8,
-                       label=f"{key.split('_')[1]} {value:.1f} ms")
+                       label=f"{key.split('_')[1]} {format_ms(value)} ms")
     ax.set_ylim(bottom=0.0)
 
 
@@ -383,24 +396,26 @@ def _estimate_panel(ax: Axes, series: FlowSeries, edges: FloatArray, scale: floa
                         color="#D55E00", alpha=0.25, linewidth=0, label="over capacity")
         ax.fill_between(x, est2, cap2, where=both2 & (est2 < cap2), step=None,
                         color="#56B4E9", alpha=0.25, linewidth=0, label="under capacity")
-        tracking = metrics.get("estimate_vs_capacity")
-        if isinstance(tracking, dict) and isinstance(tracking.get("mape"), int | float):
-            ax.text(0.99, 0.95, f"error (MAPE) {tracking['mape'] * 100:.0f} %",
-                    transform=ax.transAxes, ha="right", va="top", fontsize=8,
-                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+    title = ("bandwidth estimate vs capacity" if series.has("capacity_bps")
+             else "bandwidth estimate (this path's capacity is not known)")
+    tracking = metrics.get("estimate_vs_capacity")
+    if isinstance(tracking, dict) and isinstance(tracking.get("mape"), int | float):
+        title += f" · mean error {tracking['mape'] * 100:.0f} %"
+        if isinstance(tracking.get("over_fraction"), int | float):
+            title += f", over capacity {tracking['over_fraction'] * 100:.0f} % of the time"
     ax.set_ylabel(f"rate ({unit})")
-    ax.set_title("bandwidth estimate vs capacity", fontsize=9, loc="left")
+    ax.set_title(title, fontsize=9, loc="left")
     ax.set_ylim(bottom=0.0)
 
 
-def _shade_outages(ax: Axes, series: FlowSeries, edges: FloatArray) -> None:
-    """Grey spans where the capacity is zero: nothing can get through there."""
+def _shade_outages(ax: Axes, series: FlowSeries, edges: FloatArray, *, labelled: bool) -> None:
+    """Grey spans where the capacity is zero: nothing can get through there.
+    Only the top panel names them in its legend."""
     outage = np.isfinite(series.capacity_bps) & (series.capacity_bps <= 0)
     if not np.any(outage):
         return
     flips = np.flatnonzero(np.diff(np.concatenate(([0], outage.astype(np.int8), [0]))))
-    labelled = False
     for begin, end in zip(flips[::2], flips[1::2], strict=True):
         ax.axvspan(float(edges[begin]), float(edges[end]), color=OUTAGE_COLOUR, alpha=0.35,
-                   linewidth=0, label=None if labelled else "outage (capacity 0)")
-        labelled = True
+                   linewidth=0, label="outage (capacity 0)" if labelled else None)
+        labelled = False

@@ -21,6 +21,8 @@ from netlab.flow_results import fairness_by_link, flow_results
 from netlab.flows import FlowRunner
 from netlab.lab import lifecycle
 from netlab.lab.replay import TraceReplays, start_kernel_replays
+from netlab.live import LiveFlow, LiveView
+from netlab.plots import plot_run
 from netlab.preflight import probe_kernel
 from netlab.results import build_results, new_run_dir, print_summary, write_results
 from netlab.runner import ProbeMeasurement, probe_flow_results, probe_links
@@ -63,18 +65,22 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
         start_ns = replays.start_ns or time.monotonic_ns()
         measurements: list[ProbeMeasurement] = []
         try:
-            with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
-                          console=console, transient=True, disable=quiet) as progress:
-                if runner.flows:
-                    task = progress.add_task(f"running {len(runner.flows)} flows", total=1.0)
-                    runner.run(scenario.duration_s,
-                               tick=lambda done: progress.update(task, completed=done))
-                else:
+            if runner.flows:
+                runner.start_receivers()
+                with LiveView(live_flows(runner), scenario.duration_s, console=console,
+                              quiet=quiet, title=scenario.name, backend=lab.backend,
+                              start_monotonic=time.monotonic(), summary=False):
+                    runner.run(scenario.duration_s)
+            else:
+                with Progress(TextColumn("{task.description}"), BarColumn(),
+                              TimeRemainingColumn(), console=console, transient=True,
+                              disable=quiet) as progress:
                     task = progress.add_task("probing links", total=1.0)
                     measurements = probe_links(
                         lab.plan, scenario.duration_s,
                         progress=lambda what, done: progress.update(
                             task, completed=done, description=f"probing {what}"))
+
         finally:
             replay_logs = replays.stop()
         end_ns = time.monotonic_ns()
@@ -89,6 +95,7 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
                                 ended=time.time())
         results["fairness"] = fairness_by_link(flows, lab.plan)
         write_results(run_dir, results)
+        plot_run(run_dir)
         width = None if sys.stdout.isatty() else 120
         print_summary(results, run_dir, Console(quiet=quiet, width=width))
         finished = True
@@ -101,3 +108,16 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
             lab.shaping.release()
             console.print(f"lab {lab.name} stays up: 'netlab exec {lab.name} HOST -- CMD', "
                           f"'netlab check {lab.name}', then 'netlab down {lab.name}'")
+
+
+def live_flows(runner: FlowRunner) -> list[LiveFlow]:
+    """What the live view tails: each endpoint's live.jsonl."""
+    flows = []
+    for fp in runner.flows:
+        f = fp.flow
+        control = f.options.get("estimator", "gcc") if f.kind == "rtc" else f.options.get(
+            "cc", "cubic")
+        flows.append(LiveFlow(f.id, f.kind, f.src, f.dst, f"{f.kind} {control}",
+                              fp.receiver_dir / "live.jsonl", start_s=f.start_s, stop_s=f.stop_s,
+                              extra_paths=(fp.sender_dir / "live.jsonl",)))
+    return flows

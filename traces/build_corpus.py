@@ -247,6 +247,18 @@ RECIPES: tuple[Recipe, ...] = (
         ),
     ),
     Recipe(
+        "steps/1-3-1mbit.json",
+        f"{GENERATED}: steps 1/3/1 Mbit/s, 10 s each, 25 ms one-way (rtt 50 ms); "
+        "the GCC ramp-up / drain benchmark (bench/endpoints.py)",
+        OWN_LICENSE,
+        _write(
+            lambda: steps(
+                [(1 * MBIT, 10.0), (3 * MBIT, 10.0), (1 * MBIT, 10.0)], delay_s=0.025, loss=0.0
+            ),
+            "opennetlab",
+        ),
+    ),
+    Recipe(
         "steps/staircase-1to16mbit.json",
         f"{GENERATED}: steps 1/2/4/8/16 Mbit/s, 5 s each, 20 ms one-way",
         OWN_LICENSE,

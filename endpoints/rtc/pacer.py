@@ -11,6 +11,13 @@ default) but spends budget. If the queue would not drain within 2 s of its
 packets' average enqueue time (libwebrtc's kMaxExpectedQueueLength), the
 rate is raised to the one that drains it by then.
 
+Probe clusters (:mod:`endpoints.rtc.probing`) are paced apart from the
+budget: when :meth:`Pacer.process_probe` finds a probe due it hands out
+queued video up to the prober's recommended probe size and says how many
+bytes of padding should complete it (libwebrtc's PacingController sends
+media first and generates padding for the rest while probing); the caller
+reports what it sent with :meth:`Pacer.on_probe_sent`.
+
 Clock injected: ``process(now_us)`` returns the packets to send now.
 """
 
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from endpoints.rtc.probing import BitrateProber, ProbeCluster
 from endpoints.rtc.rtp import RtpPacket
 
 DEFAULT_PACING_FACTOR = 2.5
@@ -40,6 +48,7 @@ class Pacer:
         self._video: deque[tuple[RtpPacket, int]] = deque()
         self._queued_bytes = 0
         self._enqueue_time_sum_us = 0
+        self.prober = BitrateProber()
 
     def set_target(self, target_bps: float) -> None:
         self.pacing_rate_bps = self.pacing_factor * max(0.0, target_bps)
@@ -70,6 +79,31 @@ class Pacer:
         if self._last_process_us is None:
             return 0
         return self._last_process_us + self.process_interval_us
+
+    def add_probe_cluster(self, cluster: ProbeCluster, now_us: int) -> None:
+        self.prober.add(cluster, now_us)
+
+    def next_probe_time_us(self, now_us: int) -> int | None:
+        return self.prober.next_probe_time_us(now_us)
+
+    def process_probe(self, now_us: int) -> tuple[ProbeCluster, list[RtpPacket], int] | None:
+        """If a probe is due: (its cluster, queued video to send in it, padding bytes to add)."""
+        due = self.prober.next_probe_time_us(now_us)
+        cluster = self.prober.current
+        if due is None or cluster is None or now_us < due:
+            return None
+        wanted = self.prober.recommended_min_probe_size()
+        rate = self.effective_rate_bps(now_us)
+        media: list[RtpPacket] = []
+        size = 0
+        while self._video and size < wanted:
+            packet = self._pop(self._video, rate)
+            media.append(packet)
+            size += packet.size
+        return cluster, media, max(0, wanted - size)
+
+    def on_probe_sent(self, now_us: int, size: int) -> None:
+        self.prober.on_probe_sent(now_us, size)
 
     def process(self, now_us: int) -> list[RtpPacket]:
         rate = self.effective_rate_bps(now_us)

@@ -11,7 +11,11 @@ and RTCP in (RFC 5761). Each turn of the loop:
    (:mod:`endpoints.rtc.clock`) the moment it is sent;
 3. RTCP from the receiver is read: transport feedback drives sender-side
    GCC (``--estimator gcc``; a REMB, if any, caps it as in libwebrtc), or
-   the target simply follows REMB (``--estimator remb``);
+   the target simply follows REMB (``--estimator remb``); with GCC, probe
+   clusters (3x and 6x the start rate at the start, further ones while the
+   results keep rising: :mod:`endpoints.rtc.gcc.probe_controller`) go out
+   paced at their rate, queued video first and padding packets (their own
+   SSRC, payload type 97) for the rest, unless ``--no-probing``;
 4. logs (:mod:`endpoints.rtc.logs`), the 50 ms rate log and the 250 ms live
    line (:mod:`endpoints.rtc.live`; sender keys besides the common ones:
    ``target_bps``, ``pacer_queue_bytes``, ``rtt_ms``, ``usage``,
@@ -58,6 +62,7 @@ from endpoints.rtc.live import LIVE_INTERVAL_NS, LiveWriter
 from endpoints.rtc.media import AudioModel, FrameSizeFile, VideoModel
 from endpoints.rtc.pacer import Pacer
 from endpoints.rtc.packetizer import AUDIO_PAYLOAD_TYPE, VIDEO_PAYLOAD_TYPE, Packetizer
+from endpoints.rtc.probing import ProbeCluster
 from endpoints.rtc.rtcp import (
     ReceiverReport,
     Remb,
@@ -67,7 +72,7 @@ from endpoints.rtc.rtcp import (
     decode_compound,
     encode_compound,
 )
-from endpoints.rtc.rtp import RtpPacket, is_rtcp
+from endpoints.rtc.rtp import MAX_PAYLOAD_SIZE, RtpPacket, is_rtcp
 from endpoints.rtc.twcc import FeedbackAdapter, PacketResult
 
 RATE_LOG_INTERVAL_NS = 50_000_000
@@ -75,6 +80,9 @@ SENDER_REPORT_INTERVAL_NS = 1_000_000_000
 AUDIO_BPS = 32_000
 MAX_READS_PER_WAKE = 64
 NTP_UNIX_OFFSET_S = 2_208_988_800  # 1900-01-01 to 1970-01-01 (RFC 5905)
+PADDING_PAYLOAD_TYPE = 97  # the RTX payload type browsers pair with 96
+PADDING_SSRC_MASK = 0x50414444  # "PADD": the padding SSRC derives from the video one
+PADDING_HEADER_BYTES = 24  # RTP header + transport-seq and abs-send-time extensions
 _USAGE_CODE = {BandwidthUsage.UNDERUSING: -1, BandwidthUsage.NORMAL: 0,
                BandwidthUsage.OVERUSING: 1}
 
@@ -93,6 +101,7 @@ class SenderConfig:
     frames_file: Path | None = None
     audio: bool = True
     estimator: EstimatorMode = "gcc"
+    probing: bool = True
     log_dir: Path | None = None
     seed: int = 1
     cname: str = "sender@netlab"
@@ -111,6 +120,9 @@ class SenderCounters:
     packets_reported_lost: int = 0
     remb_received: int = 0
     foreign_datagrams: int = 0
+    probe_clusters: int = 0
+    probe_packets: int = 0
+    padding_packets: int = 0
     last_fraction_lost: dict[str, int] = field(default_factory=dict)
 
 
@@ -124,6 +136,8 @@ class RtcSender:
         self.stop = stop
         rng = random.Random(config.seed)
         self.video_ssrc, self.audio_ssrc = rng.sample(range(1, 1 << 32), 2)
+        self.padding_ssrc = (self.video_ssrc ^ PADDING_SSRC_MASK) or 1
+        self._padding_seq = 0
         self.start_ns = now_ns()
         start_us = self.start_ns // 1000
         self.video: VideoModel | FrameSizeFile
@@ -195,7 +209,36 @@ class RtcSender:
                     self._frame_of[id(packet)] = (frame.index, index == len(packets) - 1)
                     self.pacer.enqueue(packet, now_us, audio=audio)
 
-    def _send(self, packets: Sequence[RtpPacket]) -> None:
+    # ---- probes -------------------------------------------------------------------
+
+    def _add_probe_clusters(self, clusters: Sequence[ProbeCluster], now_us: int) -> None:
+        for cluster in clusters:
+            self.pacer.add_probe_cluster(cluster, now_us)
+            self.counters.probe_clusters += 1
+
+    def _padding_packet(self, size: int, now_us: int) -> RtpPacket:
+        """A padding packet of about ``size`` bytes (stamped like media, so delays are exact)."""
+        payload = max(16, min(MAX_PAYLOAD_SIZE, size - PADDING_HEADER_BYTES))
+        self._padding_seq += 1
+        self.counters.padding_packets += 1
+        return RtpPacket(PADDING_PAYLOAD_TYPE, self._padding_seq & 0xFFFF,
+                         (now_us * 9 // 100) & 0xFFFFFFFF, self.padding_ssrc,
+                         payload=bytes(payload))
+
+    def _send_probe(self, now_us: int) -> None:
+        due = self.pacer.process_probe(now_us)
+        if due is None:
+            return
+        cluster, packets, padding = due
+        if padding > 0:
+            packets.append(self._padding_packet(padding, now_us))
+        sent = self._send(packets, cluster)
+        self.counters.probe_packets += len(packets)
+        self.pacer.on_probe_sent(now_us, sent)
+
+    def _send(self, packets: Sequence[RtpPacket], cluster: ProbeCluster | None = None) -> int:
+        """Send ``packets`` (``cluster``: they are a probe); returns the bytes sent."""
+        total = 0
         for packet in packets:
             frame_id, last = self._frame_of.pop(id(packet), (0xFFFFFFFF, False))
             seq = self._transport_seq
@@ -213,7 +256,10 @@ class RtcSender:
                 # the sender; it stays in the history so feedback reports it missing.
                 error = True
                 self.counters.send_errors += 1
-            self.adapter.on_packet_sent(seq & 0xFFFF, send_ns // 1000, len(data))
+            unwrapped = self.adapter.on_packet_sent(seq & 0xFFFF, send_ns // 1000, len(data))
+            if cluster is not None:
+                self.bwe.on_probe_sent(unwrapped, cluster)
+            total += len(data)
             self.packet_log.append(send_ns, seq & 0xFFFFFFFF, packet.ssrc, frame_id & 0xFFFFFFFF,
                                    packet.sequence_number, len(data), packet.payload_type,
                                    last, error)
@@ -221,6 +267,7 @@ class RtcSender:
             self.counters.bytes_sent += len(data)
             self._bytes_since_rate_log += len(data)
             self._bytes_since_live += len(data)
+        return total
 
     # ---- RTCP in -----------------------------------------------------------------------
 
@@ -252,6 +299,8 @@ class RtcSender:
             self._account(results, now_us)
             if self.config.estimator == "gcc":
                 self._set_target(self.bwe.on_feedback(results, now_us), now_us)
+                if self.config.probing:
+                    self._add_probe_clusters(self.bwe.take_probe_clusters(), now_us)
         elif isinstance(rtcp, Remb):
             self.counters.remb_received += 1
             self.remb_bps = float(rtcp.bitrate_bps)
@@ -334,6 +383,9 @@ class RtcSender:
         next_flush_ns = self.start_ns + LOG_FLUSH_INTERVAL_NS
         last_rate_ns = last_live_ns = self.start_ns
         self._write_meta("running")
+        if self.config.estimator == "gcc" and self.config.probing:
+            self._add_probe_clusters(self.bwe.start_probing(self.start_ns // 1000),
+                                     self.start_ns // 1000)
         try:
             while True:
                 if self.stop is not None and self.stop.received:
@@ -347,6 +399,7 @@ class RtcSender:
                 self._produce(now_us)
                 if now_us >= self.pacer.next_process_time_us():
                     self._send(self.pacer.process(now_us))
+                self._send_probe(now_us)
                 if now >= next_rate_ns:
                     self._write_rate_log(now, now - last_rate_ns)
                     last_rate_ns, next_rate_ns = now, next_rate_ns + RATE_LOG_INTERVAL_NS
@@ -363,6 +416,9 @@ class RtcSender:
                     next_flush_ns = now + LOG_FLUSH_INTERVAL_NS
                 deadline_ns = min(self.pacer.next_process_time_us() * 1000,
                                   self._next_media_us() * 1000, next_rate_ns, next_live_ns)
+                probe_us = self.pacer.next_probe_time_us(now_us)
+                if probe_us is not None:
+                    deadline_ns = min(deadline_ns, probe_us * 1000)
                 if end_ns is not None:
                     deadline_ns = min(deadline_ns, end_ns)
                 timeout = max(0.0, (deadline_ns - now_ns()) / 1e9)
@@ -428,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--estimator", choices=("gcc", "remb"), default="gcc",
                         help="gcc: sender-side GCC from transport feedback (REMB caps it); "
                              "remb: the target follows the receiver's REMB")
+    parser.add_argument("--no-probing", action="store_true",
+                        help="with gcc: send no probe clusters (initial and further "
+                             "exponential probing are on by default, as in libwebrtc)")
     parser.add_argument("--log-dir", default=None,
                         help="write logs, live.jsonl and sender_meta.json here")
     parser.add_argument("--seed", type=int, default=1, help="seed of SSRCs and frame sizes")
@@ -455,6 +514,7 @@ def config_from_args(args: argparse.Namespace,
                         start_bps=args.start_rate, min_bps=args.min_rate,
                         max_bps=args.max_rate, fps=args.fps, frames_file=args.frames_file,
                         audio=not args.no_audio, estimator=args.estimator,
+                        probing=not args.no_probing,
                         log_dir=prepare_log_dir(args.log_dir), seed=args.seed)
 
 

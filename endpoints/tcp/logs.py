@@ -14,9 +14,9 @@ Sender directory (``--log-dir``)::
     pacing.bin     PACING_DTYPE, one record per rate command applied
     sender.json    metadata: cc, mode, destination, start/end, counters,
                    end_reason; format "netlab-tcp-sender/1"
-    live.jsonl     one JSON object per 250 ms for a live view
+    live.jsonl     one JSON object per 250 ms for a live view (appended)
 
-Receiver directory::
+Receiver directory (may be the sender's: no file names collide)::
 
     recv_bins.bin  RECV_BIN_DTYPE, one record per 10 ms bin, contiguous
                    (zero-byte bins included, so an outage shows as zeros)
@@ -33,6 +33,7 @@ Receiver directory::
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -118,19 +119,21 @@ class RecordLog:
 
 class LiveLog:
     """``live.jsonl``: one line per 250 ms, flushed at once so a viewer
-    tailing the file sees it."""
+    tailing the file sees it. Opened with O_APPEND and written one line per
+    write(), so a sender and a receiver sharing a log directory share the
+    file without overwriting each other's lines."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def write(self, entry: dict[str, Any]) -> None:
-        self._file.write(json.dumps(entry, separators=(",", ":")) + "\n")
-        self._file.flush()
+        os.write(self._fd, (json.dumps(entry, separators=(",", ":")) + "\n").encode())
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def write_meta(path: Path, meta: dict[str, Any]) -> None:
@@ -172,15 +175,18 @@ def read_meta(log_dir: Path, role: str) -> dict[str, Any]:
     return data
 
 
-def read_live(log_dir: Path) -> list[dict[str, Any]]:
-    """Every ``live.jsonl`` entry (a half-written last line is skipped)."""
+def read_live(log_dir: Path, role: str | None = None) -> list[dict[str, Any]]:
+    """Every ``live.jsonl`` entry, optionally of one ``role`` only (a
+    half-written last line is skipped)."""
     entries: list[dict[str, Any]] = []
     path = Path(log_dir) / LIVE_FILE
     if not path.exists():
         return entries
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            entries.append(json.loads(line))
+            entry = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if role is None or entry.get("role") == role:
+            entries.append(entry)
     return entries

@@ -24,6 +24,7 @@ from shaping.replay import (
     start_replayer,
 )
 from shaping.replay.log import ReplayLog
+from shaping.replay.schedule import Change, Schedule
 from shaping.traces import Trace, load_trace
 
 # Every replayer must be ready before the shared start: a replayer process
@@ -56,13 +57,22 @@ class TraceReplays:
         return logs
 
 
-def traced_directions(plan: LabPlan) -> list[tuple[str, str, Interface]]:
+def shaped_directions(plan: LabPlan) -> list[tuple[str, str, Interface]]:
+    """Directions that replay a trace or hold a fixed rate: each gets a
+    replayer, which for a fixed rate only samples the qdisc's counters, so
+    capacity fidelity is measured the same way whatever the flows are."""
     out = []
     for name, (end_a, end_b) in plan.links.items():
         for direction, iface in (("up", end_a), ("down", end_b)):
-            if iface.egress.trace is not None:
+            if iface.egress.trace is not None or iface.egress.shape.rate_bps is not None:
                 out.append((name, direction, iface))
     return out
+
+
+def direction_schedule(iface: Interface, base_dir: Path | None, duration_s: float) -> Schedule:
+    if iface.egress.trace is None:
+        return Schedule((Change(0.0, iface.egress.shape),), max(duration_s, 0.001), loop=False)
+    return build_schedule(load_direction_trace(iface, base_dir), iface.egress.shape)
 
 
 def load_direction_trace(iface: Interface, base_dir: Path | None) -> Trace:
@@ -72,13 +82,13 @@ def load_direction_trace(iface: Interface, base_dir: Path | None) -> Trace:
 
 def start_kernel_replays(plan: LabPlan, journal: StateJournal, *, netem: bool,
                          base_dir: Path | None, duration_s: float) -> TraceReplays:
-    """A replayer per traced direction, all starting at one shared instant."""
-    directions = traced_directions(plan)
+    """A replayer per shaped direction, all starting at one shared instant."""
+    directions = shaped_directions(plan)
     margin_s = START_MARGIN_S + START_PER_REPLAYER_S * len(directions)
     replays = TraceReplays(start_ns=time.monotonic_ns() + int(margin_s * 1e9))
     try:
         for link, direction, iface in directions:
-            schedule = build_schedule(load_direction_trace(iface, base_dir), iface.egress.shape)
+            schedule = direction_schedule(iface, base_dir, duration_s)
             log_path = journal.path.parent / "replay" / f"{link}.{direction}.log"
             handle = start_replayer(plan.hosts[iface.host].namespace, iface.name, "htb",
                                     schedule, iface.egress.trace_loop, log_path, netem=netem,

@@ -5,6 +5,15 @@ draft-ietf-rmcat-gcc-02: inter-arrival grouping → trendline filter →
 overuse detector → AIMD (delay-based estimate Ad), the loss-based
 controller (As), and an optional remote limit (REMB). The target is
 min(Ad, As, REMB). Pure: the caller passes ``now_us``.
+
+Probing (libwebrtc's ProbeController + ProbeBitrateEstimator): the sender
+calls :meth:`SendSideBwe.start_probing` once, sends the clusters it returns
+(and those :meth:`take_probe_clusters` hands out later), and tells
+:meth:`on_probe_sent` which transport sequence numbers carried which cluster.
+A probe result, when the detector is not overusing, becomes the delay-based
+estimate and the loss-based one (DelayBasedBwe::MaybeUpdateEstimate →
+AimdRateControl::SetEstimate; GoogCcNetworkController calls
+SetSendBitrate on a probe result).
 """
 
 from __future__ import annotations
@@ -17,12 +26,16 @@ from endpoints.rtc.gcc.aimd import AimdRateControl
 from endpoints.rtc.gcc.inter_arrival import InterArrival
 from endpoints.rtc.gcc.loss_based import LossBasedControl
 from endpoints.rtc.gcc.overuse_detector import BandwidthUsage
+from endpoints.rtc.gcc.probe_bitrate import ProbeBitrateEstimator
+from endpoints.rtc.gcc.probe_controller import ProbeController
 from endpoints.rtc.gcc.trendline import TrendlineEstimator
+from endpoints.rtc.probing import ProbeCluster
 from endpoints.rtc.twcc import PacketResult
 
 STREAM_TIMEOUT_US = 2_000_000  # libwebrtc kStreamTimeOut: restart the delay filters
 RTT_SAMPLES = 32
 INITIAL_HALVING_INTERVAL_MS = 200.0
+PROBE_MEMORY_PACKETS = 10_000  # forget probe packets this far behind the newest
 
 
 class SendSideBwe:
@@ -43,6 +56,10 @@ class SendSideBwe:
         self.target_bps = float(min(max(start_bitrate_bps, min_bitrate_bps), max_bitrate_bps))
         self.packets_reported = 0
         self.packets_lost = 0
+        self.probe_controller = ProbeController(max_bitrate_bps)
+        self.probe_estimator = ProbeBitrateEstimator()
+        self._probe_of: dict[int, ProbeCluster] = {}  # transport seq → its cluster
+        self._pending_clusters: list[ProbeCluster] = []
 
     # ---- accessors -------------------------------------------------------------
 
@@ -63,6 +80,25 @@ class SendSideBwe:
         if not self._rtt_samples:
             return None
         return sum(self._rtt_samples) / len(self._rtt_samples)
+
+    # ---- probing ---------------------------------------------------------------
+
+    def start_probing(self, now_us: int) -> list[ProbeCluster]:
+        """The initial exponential probes (3x and 6x the start rate)."""
+        return self.probe_controller.start(self.target_bps, now_us / 1000)
+
+    def take_probe_clusters(self) -> list[ProbeCluster]:
+        """Clusters asked for since the last call (further exponential probes)."""
+        clusters, self._pending_clusters = self._pending_clusters, []
+        return clusters
+
+    def on_probe_sent(self, sequence: int, cluster: ProbeCluster) -> None:
+        """Packet ``sequence`` (unwrapped transport-wide number) was part of ``cluster``."""
+        self._probe_of[sequence] = cluster
+        if len(self._probe_of) > PROBE_MEMORY_PACKETS:
+            horizon = sequence - PROBE_MEMORY_PACKETS
+            for old in [seq for seq in self._probe_of if seq < horizon]:
+                del self._probe_of[old]
 
     # ---- inputs ----------------------------------------------------------------
 
@@ -98,6 +134,10 @@ class SendSideBwe:
             # (includes the receiver's feedback wait, as libwebrtc's feedback RTT does).
             self._rtt_samples.append((now_us - max(r.send_time_us for r in received)) / 1000)
             self._apply_rtt()
+        for result in results:
+            cluster = self._probe_of.pop(result.sequence, None)
+            if cluster is not None:
+                self.probe_estimator.on_probe_result(result, cluster)
         for result in received:
             assert result.arrival_time_us is not None
             self.acked_bitrate.on_packet(result.arrival_time_us, result.size)
@@ -106,10 +146,18 @@ class SendSideBwe:
             if deltas is not None:
                 self.trendline.update(deltas.arrival_delta_ms, deltas.send_delta_ms,
                                       result.arrival_time_us / 1000)
-        self._update_delay_based(now_ms)
+        probe_bps = self.probe_estimator.fetch_and_reset()
+        if probe_bps is not None and self.trendline.state is not BandwidthUsage.OVERUSING:
+            self.aimd.set_estimate(probe_bps, now_ms)
+            self.loss_based.estimate_bps = self.aimd.current_bps
+        else:
+            self._update_delay_based(now_ms)
         self.loss_based.on_packets(lost, len(results), now_ms,
                                    upper_limit_bps=self.aimd.current_bps)
         self._update_target()
+        self.probe_controller.process(now_ms)
+        self._pending_clusters += self.probe_controller.set_estimated_bitrate(
+            self.target_bps, now_ms)
         return self.target_bps
 
     # ---- internals -------------------------------------------------------------

@@ -3,6 +3,7 @@ inside a throwaway namespace of this test file (prefix ``nlti-``)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
+_NETNS_COUNTER = itertools.count()
 
 
 @dataclass
@@ -102,7 +104,7 @@ def lo_netns() -> Iterator[str]:
     and ``tcp_tso_rtt_log=0`` (on the host's loopback the RTT is a few µs,
     so the kernel builds 64 kB TSO frames and pacing happens in 64 kB
     steps; see endpoints/tcp/pacing.py)."""
-    name = f"nlti-{os.getpid()}"
+    name = f"nlti-{os.getpid()}-{next(_NETNS_COUNTER)}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         subprocess.run(["ip", "-n", name, "link", "set", "lo", "mtu", "1500", "up"], check=True)
@@ -114,13 +116,18 @@ def lo_netns() -> Iterator[str]:
 
 
 def _delete_netns(name: str) -> None:
-    """``ip netns del``, retried: it can fail with EBUSY for a moment while
-    the last ``ip netns exec`` child is still being torn down."""
-    error = ""
-    for _attempt in range(30):
-        result = subprocess.run(["ip", "netns", "del", name], capture_output=True, text=True)
-        if result.returncode == 0 or not Path(f"/run/netns/{name}").exists():
+    """``ip netns del``, then wait until the name is really gone (retrying:
+    it can fail with EBUSY for a moment while the last ``ip netns exec``
+    child is still being torn down)."""
+    path = Path(f"/run/netns/{name}")
+    attempts: list[str] = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if path.exists():
+            result = subprocess.run(["ip", "netns", "del", name], capture_output=True,
+                                    text=True)
+            attempts.append(f"rc={result.returncode} {result.stderr.strip()}")
+        if not path.exists():
             return
-        error = result.stderr
         time.sleep(0.1)
-    raise AssertionError(f"could not delete namespace {name}: {error}")
+    raise AssertionError(f"could not delete namespace {name}: {attempts}")

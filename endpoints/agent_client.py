@@ -1,0 +1,254 @@
+"""The endpoint side of the policy agent: ask, never wait past the deadline.
+
+A flow sends its observation every step and keeps running on the newest
+action it has (mvfst-rl's asynchronous actor design, Sivakumar et al.,
+"MVFST-RL: An Asynchronous RL Framework for Congestion Control with
+Delayed Actions", 2019). :meth:`AgentClient.decide` sends one observation
+and waits for its reply at most until the deadline (default 1 ms); a reply
+that does not make it is a *miss*: the caller's fallback acts (keep the last
+action, or a rule-based controller) and stays in charge until a reply is
+timely again. Misses, late replies and the time spent in fallback are
+counted, and every timely round trip is timed (observation sent → action
+returned to the caller, i.e. applied).
+
+An agent that is not there (not started yet, stopped, crashed) costs one
+failed ``send`` per decision and a reconnection attempt at most once per
+``reconnect_interval_s``; nothing here blocks longer than the deadline.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import json
+import os
+import select
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from endpoints import agent_protocol as proto
+
+_flow_ids = itertools.count(1)
+_DISCONNECTED = (errno.EPIPE, errno.ECONNRESET, errno.ECONNREFUSED, errno.ENOENT,
+                 errno.ENOTCONN, errno.EBADF)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one ``decide`` produced: the action if its reply was timely."""
+
+    action: npt.NDArray[np.float32] | None
+    latency_us: float | None
+    seq: int
+
+    @property
+    def timely(self) -> bool:
+        return self.action is not None
+
+
+@dataclass
+class ClientStats:
+    decisions: int = 0
+    timely: int = 0
+    misses: int = 0
+    late_replies: int = 0
+    send_failures: int = 0
+    errors: int = 0
+    reconnects: int = 0
+    fallback_s: float = 0.0
+    last_error: str | None = None
+    latency_us: list[float] = field(default_factory=list)
+
+
+class AgentClient:
+    """One flow's connection to its host's agent (see the module docstring)."""
+
+    def __init__(self, socket_path: str | os.PathLike[str], *, policy: str, obs_size: int,
+                 action_size: int, deadline_s: float = 0.001, flow: int | None = None,
+                 reconnect_interval_s: float = 1.0) -> None:
+        if deadline_s <= 0:
+            raise ValueError("the deadline must be positive")
+        self.path = str(socket_path)
+        self.policy = policy
+        self.obs_size = obs_size
+        self.action_size = action_size
+        self.deadline_ns = int(deadline_s * 1e9)
+        self.flow = flow if flow is not None else (os.getpid() << 8 | next(_flow_ids)) & 0xFFFFFFFF
+        self.reconnect_interval_ns = int(reconnect_interval_s * 1e9)
+        self.stats = ClientStats()
+        self.sock: socket.socket | None = None
+        self.seq = 0
+        self.newest_action: npt.NDArray[np.float32] | None = None
+        self.in_fallback = False
+        self._fallback_since_ns = 0
+        self._next_connect_ns = 0
+        self._connect(time.monotonic_ns())
+
+    # ---- connection ------------------------------------------------------------------
+
+    def _connect(self, now: int) -> bool:
+        self._next_connect_ns = now + self.reconnect_interval_ns
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            sock.connect(self.path)
+            sock.setblocking(False)
+            sock.send(proto.hello(self.flow, self.policy, self.obs_size, self.action_size, now))
+        except OSError as exc:
+            sock.close()
+            self.stats.last_error = f"connect {self.path}: {exc.strerror or exc}"
+            return False
+        self.sock = sock
+        return True
+
+    def _disconnect(self, reason: str) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self.stats.last_error = reason
+
+    def fileno(self) -> int:
+        return -1 if self.sock is None else self.sock.fileno()
+
+    # ---- one decision ----------------------------------------------------------------
+
+    def send(self, observation: npt.ArrayLike, reward: float = 0.0, done: bool = False) -> int:
+        """Send one observation without waiting; returns its sequence number (0: not sent)."""
+        now = time.monotonic_ns()
+        self.seq += 1
+        self.stats.decisions += 1
+        if self.sock is None and (now < self._next_connect_ns or not self._connect(now)):
+            self.stats.send_failures += 1
+            return 0
+        assert self.sock is not None
+        try:
+            self.sock.send(proto.observe(self.flow, self.seq, now, observation, reward, done))
+        except BlockingIOError:
+            self.stats.send_failures += 1  # the agent is not reading: as good as late
+            return 0
+        except OSError as exc:
+            self.stats.send_failures += 1
+            if exc.errno in _DISCONNECTED:
+                self.stats.reconnects += 1
+                self._disconnect(f"agent gone: {exc.strerror}")
+            return 0
+        return self.seq
+
+    def poll(self) -> Decision | None:
+        """Read every waiting reply without blocking; the newest timely one, if any."""
+        return self._read(0, None)
+
+    def decide(self, observation: npt.ArrayLike, reward: float = 0.0,
+               done: bool = False) -> Decision:
+        """Send ``observation`` and return its action if it arrives within the deadline."""
+        sent_ns = time.monotonic_ns()
+        seq = self.send(observation, reward, done)
+        deadline = sent_ns + self.deadline_ns
+        decision = self._read(seq, deadline) if seq else None
+        if decision is not None and decision.seq == seq:
+            self._timely(time.monotonic_ns())
+            return decision
+        self._miss(deadline)
+        return Decision(None, None, seq)
+
+    def _read(self, want_seq: int, deadline_ns: int | None) -> Decision | None:
+        """Drain replies; with a deadline, wait (select) until ``want_seq`` answers."""
+        newest: Decision | None = None
+        while self.sock is not None:
+            try:
+                data = self.sock.recv(proto.MAX_FRAME + 1)
+            except (BlockingIOError, InterruptedError):
+                if deadline_ns is None or (newest is not None and newest.seq == want_seq):
+                    return newest
+                remaining = deadline_ns - time.monotonic_ns()
+                if remaining <= 0:
+                    return newest
+                select.select([self.sock], [], [], remaining / 1e9)
+                continue
+            except OSError as exc:
+                self._disconnect(f"agent gone: {exc.strerror}")
+                return newest
+            if not data:
+                self._disconnect("agent closed the connection")
+                return newest
+            reply = self._on_frame(data, want_seq)
+            if reply is not None:
+                newest = reply
+        return newest
+
+    def _on_frame(self, data: bytes, want_seq: int) -> Decision | None:
+        try:
+            frame = proto.decode(data)
+        except proto.FrameError as exc:
+            self.stats.errors += 1
+            self.stats.last_error = f"bad reply: {exc}"
+            return None
+        if frame.kind is proto.Kind.ERROR:
+            self.stats.errors += 1
+            self.stats.last_error = f"agent refused: {frame.text}"
+            return None
+        if frame.kind is not proto.Kind.ACTION or frame.flow != self.flow:
+            return None
+        if frame.seq != want_seq:
+            self.stats.late_replies += 1  # answers a decision that already missed
+            return None
+        applied_ns = time.monotonic_ns()
+        latency_us = (applied_ns - frame.t_ns) / 1e3
+        if applied_ns - frame.t_ns > self.deadline_ns:
+            self.stats.late_replies += 1
+            return None
+        self.stats.latency_us.append(round(latency_us, 1))
+        self.newest_action = frame.vector
+        return Decision(frame.vector, latency_us, frame.seq)
+
+    def _timely(self, now: int) -> None:
+        self.stats.timely += 1
+        if self.in_fallback:
+            self.stats.fallback_s += (now - self._fallback_since_ns) / 1e9
+            self.in_fallback = False
+
+    def _miss(self, deadline_ns: int) -> None:
+        self.stats.misses += 1
+        if not self.in_fallback:
+            self.in_fallback = True
+            self._fallback_since_ns = deadline_ns
+
+    # ---- end -------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """Counters for results (fallback time counted up to now)."""
+        fallback = self.stats.fallback_s
+        if self.in_fallback:
+            fallback += max(0, time.monotonic_ns() - self._fallback_since_ns) / 1e9
+        return {"flow": self.flow, "policy": self.policy, "socket": self.path,
+                "deadline_us": self.deadline_ns / 1e3, "decisions": self.stats.decisions,
+                "timely": self.stats.timely, "misses": self.stats.misses,
+                "late_replies": self.stats.late_replies,
+                "send_failures": self.stats.send_failures, "errors": self.stats.errors,
+                "reconnects": self.stats.reconnects, "fallback_s": round(fallback, 6),
+                "in_fallback": self.in_fallback, "last_error": self.stats.last_error,
+                "latency_us": self.stats.latency_us}
+
+    def write_summary(self, path: str | os.PathLike[str]) -> None:
+        target = Path(path)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.summary(), separators=(",", ":")))
+        os.replace(tmp, target)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.send(proto.encode(proto.Kind.BYE, self.flow, self.seq + 1,
+                                            time.monotonic_ns()))
+            except OSError:
+                pass
+            self.sock.close()
+            self.sock = None
+        if self.in_fallback:
+            self.stats.fallback_s += max(0, time.monotonic_ns() - self._fallback_since_ns) / 1e9
+            self.in_fallback = False

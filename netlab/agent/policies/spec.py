@@ -1,0 +1,317 @@
+"""The project's own checkpoint format: weights + model spec + observation and
+action normalisation + metadata in one ``torch.save`` file.
+
+Everything in the file is plain data (dicts, lists, numbers, strings,
+tensors), so it loads with ``torch.load(..., weights_only=True)``: no code
+runs when a checkpoint is opened. Layout::
+
+    {"format": "netlab-policy", "version": 1,
+     "contract": "rtc-onl4",              # what flows declare in HELLO
+     "obs_size": 4, "action_size": 1,
+     "model": {"type": "mlp", "actor": [128, 64, 32], "critic": [128, 64, 32],
+               "activation": "relu", "output": "sigmoid"}
+           | {"type": "lstm", "torso": [1024, 1024], "lstm": 1025,
+              "reward_input": true, "activation": "relu", "output": "identity"},
+     "observation": {"type": "identity"} | {"type": "affine", "mean": [...], "scale": [...]}
+                  | {"type": "opennetlab", "low": 0.01, "high": 8, "unit": 1e6},
+     "action": {"type": "identity"} | {"type": "linear", "low": [...], "high": [...]}
+             | {"type": "log", "low": 0.01, "high": 8, "unit": 1e6}
+             | {"type": "discrete", "values": [...]},
+     "std": 0.05,                         # Gaussian exploration (continuous actions)
+     "state_dict": {...}, "metadata": {...}}
+
+The ``mlp`` layout is OpenNetLab's actor-critic (``actor.{0,2,4,6}``,
+``critic.{0,2,4,6}``), so their state_dict drops in unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from netlab.agent.policies.base import (
+    FloatArray,
+    Policy,
+    PolicyInfo,
+    PolicyOutput,
+    RecurrentState,
+    parameter_count,
+    stack_states,
+)
+
+FORMAT = "netlab-policy"
+VERSION = 1
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
+_OUTPUTS: dict[str, type[nn.Module] | None] = {"identity": None, "sigmoid": nn.Sigmoid,
+                                               "tanh": nn.Tanh}
+
+
+class SpecError(ValueError):
+    """A spec that does not describe a model this module can build (says which field)."""
+
+
+def _field(spec: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    value = spec.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise SpecError(f"{where}.{key}: expected {getattr(kind, '__name__', kind)}, "
+                        f"got {value!r}")
+    return value
+
+
+def _mlp(sizes: list[int], activation: str, output: str | None) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if i < len(sizes) - 2:
+            layers.append(_ACTIVATIONS[activation]())
+    out = _OUTPUTS.get(output or "identity")
+    if out is not None:
+        layers.append(out())
+    return nn.Sequential(*layers)
+
+
+class MlpActorCritic(nn.Module):
+    """Separate actor and critic MLPs (OpenNetLab's layout)."""
+
+    def __init__(self, obs_size: int, action_size: int, model: Mapping[str, Any]) -> None:
+        super().__init__()
+        activation = str(model.get("activation", "relu"))
+        if activation not in _ACTIVATIONS:
+            raise SpecError(f"model.activation: one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        output = str(model.get("output", "identity"))
+        if output not in _OUTPUTS:
+            raise SpecError(f"model.output: one of {sorted(_OUTPUTS)}, got {output!r}")
+        actor = [int(n) for n in _field(model, "actor", list, "model")]
+        critic = model.get("critic")
+        self.actor = _mlp([obs_size, *actor, action_size], activation, output)
+        self.critic = (_mlp([obs_size, *[int(n) for n in critic], 1], activation, None)
+                       if isinstance(critic, list) else None)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.actor(obs), None if self.critic is None else self.critic(obs)
+
+
+class LstmActorCritic(nn.Module):
+    """Torso MLP → LSTMCell (with the last reward as an extra input, as mvfst-rl's
+    IMPALA model does) → policy and baseline heads."""
+
+    def __init__(self, obs_size: int, action_size: int, model: Mapping[str, Any]) -> None:
+        super().__init__()
+        activation = str(model.get("activation", "relu"))
+        torso = [int(n) for n in _field(model, "torso", list, "model")]
+        self.hidden = int(_field(model, "lstm", int, "model"))
+        self.reward_input = bool(model.get("reward_input", True))
+        layers: list[nn.Module] = []
+        for fan_in, fan_out in zip([obs_size, *torso[:-1]], torso, strict=True):
+            layers += [nn.Linear(fan_in, fan_out), _ACTIVATIONS[activation]()]
+        self.torso = nn.Sequential(*layers)
+        self.core = nn.LSTMCell(torso[-1] + (1 if self.reward_input else 0), self.hidden)
+        self.policy = nn.Linear(self.hidden, action_size)
+        self.baseline = nn.Linear(self.hidden, 1)
+        out = _OUTPUTS.get(str(model.get("output", "identity")))
+        self.output = out() if out is not None else nn.Identity()
+
+    def forward(self, obs: torch.Tensor, reward: torch.Tensor, h: torch.Tensor,
+                c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.torso(obs)
+        if self.reward_input:
+            x = torch.cat([x, reward], dim=1)
+        h, c = self.core(x, (h, c))
+        return self.output(self.policy(h)), self.baseline(h), h, c
+
+
+# ---- observation and action transforms (float64, as OpenNetLab's numpy code) ----------
+
+
+def _log_norm(x: np.ndarray[Any, Any], low: float, high: float, unit: float) -> Any:
+    """OpenNetLab's ``liner_to_log``: bps → [0, 1] on a log scale (rtc_env.py)."""
+    clipped = np.clip(x / unit, low, high)
+    return (np.log(clipped) - math.log(low)) / (math.log(high) - math.log(low))
+
+
+class ObservationTransform:
+    def __init__(self, spec: Mapping[str, Any], obs_size: int) -> None:
+        self.spec = dict(spec)
+        self.kind = str(spec.get("type", "identity"))
+        if self.kind == "affine":
+            self.mean = np.asarray(spec["mean"], dtype=np.float64)
+            self.scale = np.asarray(spec["scale"], dtype=np.float64)
+            if self.mean.shape != (obs_size,) or self.scale.shape != (obs_size,):
+                raise SpecError(f"observation.mean/scale: {obs_size} values each")
+        elif self.kind == "opennetlab":
+            if obs_size != 4:
+                raise SpecError("observation.type opennetlab needs obs_size 4")
+            self.low, self.high = float(spec.get("low", 0.01)), float(spec.get("high", 8.0))
+            self.unit = float(spec.get("unit", 1e6))
+        elif self.kind != "identity":
+            raise SpecError(f"observation.type: identity, affine or opennetlab, got {self.kind!r}")
+
+    def __call__(self, raw: FloatArray) -> torch.Tensor:
+        if self.kind == "identity":
+            return torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float32))
+        x = raw.astype(np.float64)
+        if self.kind == "affine":
+            out = (x - self.mean) / self.scale
+        else:
+            # OpenNetLab rtc_env.py / BandwidthEstimator.py: [liner_to_log(rate),
+            # min(delay_ms / 1000, 1), loss ratio, liner_to_log(last prediction)].
+            out = np.empty_like(x)
+            out[:, 0] = _log_norm(x[:, 0], self.low, self.high, self.unit)
+            out[:, 1] = np.minimum(x[:, 1] / 1000, 1)
+            out[:, 2] = x[:, 2]
+            out[:, 3] = _log_norm(x[:, 3], self.low, self.high, self.unit)
+        return torch.from_numpy(out.astype(np.float32))
+
+    def describe(self) -> str:
+        if self.kind == "opennetlab":
+            return ("OpenNetLab 60 ms state from raw [receive_rate_bps, mean_queuing_delay_ms, "
+                    "loss_ratio, last_estimate_bps]: log-normalised rates "
+                    f"({self.low}–{self.high} × {self.unit:g}), min(delay/1000, 1), loss")
+        if self.kind == "affine":
+            return "affine: (x - mean) / scale"
+        return "identity (the model sees the raw vector)"
+
+
+class ActionTransform:
+    def __init__(self, spec: Mapping[str, Any], action_size: int) -> None:
+        self.spec = dict(spec)
+        self.kind = str(spec.get("type", "identity"))
+        self.discrete = self.kind == "discrete"
+        if self.kind == "log":
+            self.low, self.high = float(spec["low"]), float(spec["high"])
+            self.unit = float(spec.get("unit", 1.0))
+        elif self.kind == "linear":
+            self.lows = np.asarray(spec["low"], dtype=np.float64)
+            self.highs = np.asarray(spec["high"], dtype=np.float64)
+        elif self.kind == "discrete":
+            self.values = np.asarray(spec.get("values", list(range(action_size))),
+                                     dtype=np.float64)
+            if self.values.shape != (action_size,):
+                raise SpecError(f"action.values: {action_size} values, one per output")
+        elif self.kind != "identity":
+            raise SpecError(f"action.type: identity, linear, log or discrete, got {self.kind!r}")
+
+    @property
+    def out_size(self) -> int:
+        return 1 if self.discrete else -1
+
+    def __call__(self, y: np.ndarray[Any, Any]) -> FloatArray:
+        if self.kind == "log":
+            # OpenNetLab's log_to_linear: [0, 1] → 10 kbps..8 Mbps on a log scale.
+            v = np.clip(y.astype(np.float64), 0, 1)
+            log_value = v * (math.log(self.high) - math.log(self.low)) + math.log(self.low)
+            return (np.exp(log_value) * self.unit).astype(np.float32)
+        if self.kind == "linear":
+            v = np.clip(y.astype(np.float64), 0, 1)
+            return (self.lows + v * (self.highs - self.lows)).astype(np.float32)
+        if self.kind == "discrete":
+            return self.values[y.astype(np.int64)].reshape(-1, 1).astype(np.float32)
+        return y.astype(np.float32)
+
+    def describe(self) -> str:
+        if self.kind == "log":
+            return (f"sigmoid output in [0, 1] → log scale {self.low}–{self.high} × "
+                    f"{self.unit:g} (OpenNetLab log_to_linear)")
+        if self.kind == "linear":
+            return "output clipped to [0, 1] → [low, high] linearly"
+        if self.kind == "discrete":
+            return f"argmax over {len(self.values)} logits → one of {self.values.tolist()}"
+        return "identity"
+
+
+class SpecPolicy(Policy):
+    """A policy built from the own format (or OpenNetLab's state_dict mapped onto it)."""
+
+    def __init__(self, checkpoint: Mapping[str, Any], *, format_name: str = "netlab") -> None:
+        obs_size = int(_field(checkpoint, "obs_size", int, "checkpoint"))
+        action_size = int(_field(checkpoint, "action_size", int, "checkpoint"))
+        model_spec = _field(checkpoint, "model", dict, "checkpoint")
+        kind = model_spec.get("type")
+        self.model: nn.Module
+        if kind == "mlp":
+            self.model = MlpActorCritic(obs_size, action_size, model_spec)
+        elif kind == "lstm":
+            self.model = LstmActorCritic(obs_size, action_size, model_spec)
+        else:
+            raise SpecError(f"model.type: mlp or lstm, got {kind!r}")
+        state_dict = checkpoint.get("state_dict")
+        if not isinstance(state_dict, Mapping):
+            raise SpecError("checkpoint.state_dict: missing (the weights)")
+        try:
+            self.model.load_state_dict(dict(state_dict))
+        except RuntimeError as exc:
+            raise SpecError(f"state_dict does not fit the model spec: {exc}") from exc
+        self.model.eval()
+        self.recurrent = kind == "lstm"
+        self.observe = ObservationTransform(checkpoint.get("observation") or {}, obs_size)
+        self.to_action = ActionTransform(checkpoint.get("action") or {}, action_size)
+        self.std = float(checkpoint.get("std", 0.05))
+        self.spec = {k: v for k, v in checkpoint.items() if k != "state_dict"}
+        self.info = PolicyInfo(
+            format=format_name, contract=str(checkpoint.get("contract", "generic")),
+            obs_size=obs_size,
+            action_size=1 if self.to_action.discrete else action_size,
+            recurrent=self.recurrent, parameters=parameter_count(self.model),
+            observation=self.observe.describe(), action=self.to_action.describe(),
+            metadata=dict(checkpoint.get("metadata") or {}))
+        self._initial: RecurrentState | None = None
+        if isinstance(self.model, LstmActorCritic):
+            zeros = torch.zeros(self.model.hidden)
+            self._initial = (zeros, zeros)
+
+    def initial_state(self) -> RecurrentState | None:
+        return self._initial
+
+    def act(self, observations: FloatArray, states: list[RecurrentState | None],
+            explore: bool, rewards: FloatArray | None = None) -> PolicyOutput:
+        with torch.inference_mode():
+            obs = self.observe(observations)
+            new_states: list[RecurrentState | None] = [None] * len(states)
+            if isinstance(self.model, LstmActorCritic):
+                assert self._initial is not None
+                h, c = stack_states(states, self._initial)
+                reward = (torch.zeros(len(states), 1) if rewards is None
+                          else torch.from_numpy(rewards.reshape(-1, 1)))
+                out, value_t, h, c = self.model(obs, reward, h, c)
+                new_states = [(h[i], c[i]) for i in range(len(states))]
+                value: torch.Tensor | None = value_t
+            else:
+                out, value = self.model(obs)
+            return self._finish(out, value, explore, new_states)
+
+    def _finish(self, out: torch.Tensor, value: torch.Tensor | None, explore: bool,
+                states: list[RecurrentState | None]) -> PolicyOutput:
+        if self.to_action.discrete:
+            dist_d = torch.distributions.Categorical(logits=out)
+            chosen = dist_d.sample() if explore else out.argmax(dim=1)
+            log_prob = dist_d.log_prob(chosen)
+            raw = chosen.numpy()
+        else:
+            # OpenNetLab actor_critic.py: MultivariateNormal(mean, diag(std²)); the
+            # deterministic action is the mean, its log-prob is still reported.
+            dist = torch.distributions.Normal(out, self.std)
+            sample = dist.sample() if explore else out
+            log_prob = dist.log_prob(sample).sum(dim=1)
+            raw = sample.numpy()
+        values = (value.reshape(-1).numpy() if value is not None
+                  else np.full(out.shape[0], np.nan, dtype=np.float32))
+        return PolicyOutput(self.to_action(raw), log_prob.numpy().astype(np.float32),
+                            values.astype(np.float32), states)
+
+
+def make_checkpoint(model: nn.Module, *, contract: str, obs_size: int, action_size: int,
+                    model_spec: dict[str, Any], observation: dict[str, Any] | None = None,
+                    action: dict[str, Any] | None = None, std: float = 0.05,
+                    metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The own-format dict for ``torch.save`` (what ``SpecPolicy`` reads back)."""
+    return {"format": FORMAT, "version": VERSION, "contract": contract, "obs_size": obs_size,
+            "action_size": action_size, "model": model_spec,
+            "observation": observation or {"type": "identity"},
+            "action": action or {"type": "identity"}, "std": std,
+            "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            "metadata": metadata or {}}
