@@ -127,7 +127,7 @@ def decode(data: bytes | bytearray | memoryview) -> Frame:
         raise FrameError(f"header announces {count} floats, frame holds "
                          f"{(len(data) - HEADER_SIZE) // 4}", ErrorCode.MALFORMED)
     rest = bytes(data[end:])
-    if rest and frame_kind not in (Kind.HELLO, Kind.ERROR):
+    if rest and frame_kind not in (Kind.HELLO, Kind.HELLO_OK, Kind.ERROR):
         raise FrameError(f"{len(rest)} trailing bytes after the vector", ErrorCode.MALFORMED)
     try:
         text = rest.decode("utf-8")

@@ -204,9 +204,8 @@ class Agent:
         old = self.policy
         self.policy = pending.policy
         self.source = pending.source
-        if old.info.recurrent != pending.policy.info.recurrent or \
-                old.info.metadata.get("hidden_size") != pending.policy.info.metadata.get(
-                    "hidden_size"):
+        old_init, new_init = old.initial_state(), pending.policy.initial_state()
+        if old_init is None or new_init is None or old_init[0].shape != new_init[0].shape:
             for conn in self.connections.values():
                 for flow in conn.flows.values():
                     flow.state = None
