@@ -18,6 +18,7 @@ failed ``send`` per decision and a reconnection attempt at most once per
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import json
@@ -242,11 +243,9 @@ class AgentClient:
 
     def close(self) -> None:
         if self.sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.sock.send(proto.encode(proto.Kind.BYE, self.flow, self.seq + 1,
                                             time.monotonic_ns()))
-            except OSError:
-                pass
             self.sock.close()
             self.sock = None
         if self.in_fallback:

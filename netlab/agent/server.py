@@ -279,21 +279,21 @@ class Agent:
                                           [info.obs_size, info.action_size],
                                           text=info.contract))
         elif frame.kind is proto.Kind.OBSERVE:
-            flow = conn.flows.get(frame.flow)
-            if flow is None:
+            state = conn.flows.get(frame.flow)
+            if state is None:
                 self._refuse(conn, frame.flow, frame.seq, frame.t_ns, proto.ErrorCode.NO_HELLO,
                              f"flow {frame.flow} sent OBSERVE before HELLO")
-            elif frame.seq <= flow.last_seq:
+            elif frame.seq <= state.last_seq:
                 self._refuse(conn, frame.flow, frame.seq, frame.t_ns,
                              proto.ErrorCode.OUT_OF_ORDER,
-                             f"sequence {frame.seq} after {flow.last_seq}")
+                             f"sequence {frame.seq} after {state.last_seq}")
             elif frame.vector.size != info.obs_size:
                 self._refuse(conn, frame.flow, frame.seq, frame.t_ns, proto.ErrorCode.MISMATCH,
                              f"{frame.vector.size} observation values, policy takes "
                              f"{info.obs_size}")
             else:
-                flow.last_seq = frame.seq
-                requests.append(Request(conn, flow, frame))
+                state.last_seq = frame.seq
+                requests.append(Request(conn, state, frame))
         elif frame.kind is proto.Kind.BYE:
             if conn.flows.pop(frame.flow, None) is not None:
                 self.counters["byes"] += 1

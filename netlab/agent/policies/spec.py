@@ -26,6 +26,7 @@ The ``mlp`` layout is OpenNetLab's actor-critic (``actor.{0,2,4,6}``,
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -65,7 +66,7 @@ def _field(spec: Mapping[str, Any], key: str, kind: type | tuple[type, ...], whe
 
 def _mlp(sizes: list[int], activation: str, output: str | None) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(fan_in, fan_out))
         if i < len(sizes) - 2:
             layers.append(_ACTIVATIONS[activation]())
@@ -152,8 +153,11 @@ class ObservationTransform:
             raise SpecError(f"observation.type: identity, affine or opennetlab, got {self.kind!r}")
 
     def __call__(self, raw: FloatArray) -> torch.Tensor:
+        return torch.from_numpy(self.numpy(raw))
+
+    def numpy(self, raw: FloatArray) -> FloatArray:
         if self.kind == "identity":
-            return torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float32))
+            return np.ascontiguousarray(raw, dtype=np.float32)
         x = raw.astype(np.float64)
         if self.kind == "affine":
             out = (x - self.mean) / self.scale
@@ -165,7 +169,7 @@ class ObservationTransform:
             out[:, 1] = np.minimum(x[:, 1] / 1000, 1)
             out[:, 2] = x[:, 2]
             out[:, 3] = _log_norm(x[:, 3], self.low, self.high, self.unit)
-        return torch.from_numpy(out.astype(np.float32))
+        return out.astype(np.float32)
 
     def describe(self) -> str:
         if self.kind == "opennetlab":
@@ -205,12 +209,15 @@ class ActionTransform:
             # OpenNetLab's log_to_linear: [0, 1] → 10 kbps..8 Mbps on a log scale.
             v = np.clip(y.astype(np.float64), 0, 1)
             log_value = v * (math.log(self.high) - math.log(self.low)) + math.log(self.low)
-            return (np.exp(log_value) * self.unit).astype(np.float32)
+            result: FloatArray = (np.exp(log_value) * self.unit).astype(np.float32)
+            return result
         if self.kind == "linear":
             v = np.clip(y.astype(np.float64), 0, 1)
-            return (self.lows + v * (self.highs - self.lows)).astype(np.float32)
+            result = (self.lows + v * (self.highs - self.lows)).astype(np.float32)
+            return result
         if self.kind == "discrete":
-            return self.values[y.astype(np.int64)].reshape(-1, 1).astype(np.float32)
+            result = self.values[y.astype(np.int64)].reshape(-1, 1).astype(np.float32)
+            return result
         return y.astype(np.float32)
 
     def describe(self) -> str:
@@ -260,6 +267,11 @@ class SpecPolicy(Policy):
             observation=self.observe.describe(), action=self.to_action.describe(),
             metadata=dict(checkpoint.get("metadata") or {}))
         self._initial: RecurrentState | None = None
+        self._fast: tuple[NumpyLayers, NumpyLayers | None] | None = None
+        if isinstance(self.model, MlpActorCritic):
+            critic = self.model.critic
+            self._fast = (_numpy_layers(self.model.actor),
+                          _numpy_layers(critic) if critic is not None else None)
         if isinstance(self.model, LstmActorCritic):
             zeros = torch.zeros(self.model.hidden)
             self._initial = (zeros, zeros)
@@ -269,39 +281,89 @@ class SpecPolicy(Policy):
 
     def act(self, observations: FloatArray, states: list[RecurrentState | None],
             explore: bool, rewards: FloatArray | None = None) -> PolicyOutput:
+        new_states: list[RecurrentState | None] = [None] * len(states)
+        if self._fast is not None:
+            # Small MLPs run in numpy: a forward pass through nn.Module dispatch cost
+            # ~200 µs here against ~16 µs for the same matrix products in numpy.
+            obs = self.observe.numpy(observations)
+            out = _run_numpy(self._fast[0], obs)
+            value = _run_numpy(self._fast[1], obs) if self._fast[1] is not None else None
+            return finish_actions(out, value, explore, self.std, self.to_action, new_states)
         with torch.inference_mode():
-            obs = self.observe(observations)
-            new_states: list[RecurrentState | None] = [None] * len(states)
-            if isinstance(self.model, LstmActorCritic):
-                assert self._initial is not None
-                h, c = stack_states(states, self._initial)
-                reward = (torch.zeros(len(states), 1) if rewards is None
-                          else torch.from_numpy(rewards.reshape(-1, 1)))
-                out, value_t, h, c = self.model(obs, reward, h, c)
-                new_states = [(h[i], c[i]) for i in range(len(states))]
-                value: torch.Tensor | None = value_t
-            else:
-                out, value = self.model(obs)
-            return self._finish(out, value, explore, new_states)
+            obs_t = self.observe(observations)
+            assert isinstance(self.model, LstmActorCritic)
+            assert self._initial is not None
+            h, c = stack_states(states, self._initial)
+            reward = (torch.zeros(len(states), 1) if rewards is None
+                      else torch.from_numpy(rewards.reshape(-1, 1)))
+            out_t, value_t, h, c = self.model(obs_t, reward, h, c)
+            new_states = [(h[i], c[i]) for i in range(len(states))]
+            return finish_actions(out_t.numpy(), value_t.numpy(), explore, self.std,
+                                  self.to_action, new_states)
 
-    def _finish(self, out: torch.Tensor, value: torch.Tensor | None, explore: bool,
-                states: list[RecurrentState | None]) -> PolicyOutput:
-        if self.to_action.discrete:
-            dist_d = torch.distributions.Categorical(logits=out)
-            chosen = dist_d.sample() if explore else out.argmax(dim=1)
-            log_prob = dist_d.log_prob(chosen)
-            raw = chosen.numpy()
+
+NumpyLayers = list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], str]]
+
+
+def _numpy_layers(sequential: nn.Sequential) -> NumpyLayers:
+    """(Wᵀ, b, activation after) per Linear of a Sequential, as float32 arrays."""
+    layers: NumpyLayers = []
+    for module in sequential:
+        if isinstance(module, nn.Linear):
+            layers.append((module.weight.detach().numpy().T.copy(),
+                           module.bias.detach().numpy().copy(), "identity"))
         else:
-            # OpenNetLab actor_critic.py: MultivariateNormal(mean, diag(std²)); the
-            # deterministic action is the mean, its log-prob is still reported.
-            dist = torch.distributions.Normal(out, self.std)
-            sample = dist.sample() if explore else out
-            log_prob = dist.log_prob(sample).sum(dim=1)
-            raw = sample.numpy()
-        values = (value.reshape(-1).numpy() if value is not None
-                  else np.full(out.shape[0], np.nan, dtype=np.float32))
-        return PolicyOutput(self.to_action(raw), log_prob.numpy().astype(np.float32),
-                            values.astype(np.float32), states)
+            name = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.ELU: "elu",
+                    nn.Sigmoid: "sigmoid"}[type(module)]
+            weight, bias, _ = layers[-1]
+            layers[-1] = (weight, bias, name)
+    return layers
+
+
+def _run_numpy(layers: NumpyLayers, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    for weight, bias, activation in layers:
+        x = x @ weight
+        x += bias
+        if activation == "relu":
+            np.maximum(x, 0, out=x)
+        elif activation == "sigmoid":
+            x = 1 / (1 + np.exp(-x))
+        elif activation == "tanh":
+            np.tanh(x, out=x)
+        elif activation == "elu":
+            x = np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+    return x
+
+
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+_rng = np.random.default_rng()
+
+
+def finish_actions(out: np.ndarray[Any, Any], value: np.ndarray[Any, Any] | None,
+                   explore: bool, std: float, to_action: ActionTransform,
+                   states: list[RecurrentState | None]) -> PolicyOutput:
+    """Raw outputs → actions, log-probabilities and values.
+
+    Continuous: OpenNetLab's actor_critic.py takes MultivariateNormal(mean,
+    diag(std²)); the deterministic action is the mean, and its log-prob is
+    reported as theirs is. Discrete: softmax over logits, argmax or a sample."""
+    out = np.asarray(out, dtype=np.float64)
+    if to_action.discrete:
+        shifted = out - out.max(axis=1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        if explore:
+            chosen = np.array([_rng.choice(row.size, p=np.exp(row)) for row in log_p])
+        else:
+            chosen = out.argmax(axis=1)
+        log_prob = log_p[np.arange(len(chosen)), chosen]
+        raw: np.ndarray[Any, Any] = chosen
+    else:
+        raw = out + _rng.normal(0.0, std, size=out.shape) if explore else out
+        z = (raw - out) / std
+        log_prob = (-0.5 * z * z - math.log(std) - _LOG_SQRT_2PI).sum(axis=1)
+    values = (np.asarray(value, dtype=np.float32).reshape(-1) if value is not None
+              else np.full(out.shape[0], np.nan, dtype=np.float32))
+    return PolicyOutput(to_action(raw), log_prob.astype(np.float32), values, states)
 
 
 def make_checkpoint(model: nn.Module, *, contract: str, obs_size: int, action_size: int,

@@ -20,7 +20,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from netlab.agent.policies.base import (
@@ -31,7 +30,12 @@ from netlab.agent.policies.base import (
     RecurrentState,
     stack_states,
 )
-from netlab.agent.policies.spec import ActionTransform, ObservationTransform, SpecError
+from netlab.agent.policies.spec import (
+    ActionTransform,
+    ObservationTransform,
+    SpecError,
+    finish_actions,
+)
 
 EXTRA_FILE = "netlab.json"
 
@@ -51,7 +55,8 @@ def _first_in_features(module: torch.jit.ScriptModule) -> int | None:
 class TorchScriptPolicy(Policy):
     def __init__(self, path: Path) -> None:
         extra = {EXTRA_FILE: ""}
-        self.module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        self.module = torch.jit.load(  # type: ignore[no-untyped-call]
+            str(path), map_location="cpu", _extra_files=extra)
         self.module.eval()
         meta: dict[str, Any] = json.loads(extra[EXTRA_FILE]) if extra[EXTRA_FILE] else {}
         arity = _forward_arity(self.module)
@@ -109,17 +114,5 @@ class TorchScriptPolicy(Policy):
             explore: bool, rewards: FloatArray | None = None) -> PolicyOutput:
         with torch.inference_mode():
             out, value, new_states = self._run(self.observe(observations), states)
-            if self.to_action.discrete:
-                dist_d = torch.distributions.Categorical(logits=out)
-                chosen = dist_d.sample() if explore else out.argmax(dim=1)
-                log_prob = dist_d.log_prob(chosen)
-                raw = chosen.numpy()
-            else:
-                dist = torch.distributions.Normal(out, self.std)
-                sample = dist.sample() if explore else out
-                log_prob = dist.log_prob(sample).sum(dim=1)
-                raw = sample.numpy()
-            values = (value.reshape(-1).numpy() if value is not None
-                      else np.full(out.shape[0], np.nan, dtype=np.float32))
-            return PolicyOutput(self.to_action(raw), log_prob.numpy().astype(np.float32),
-                                values.astype(np.float32), new_states)
+            return finish_actions(out.numpy(), None if value is None else value.numpy(),
+                                  explore, self.std, self.to_action, new_states)
