@@ -89,6 +89,7 @@ class AgentClient:
         self.in_fallback = False
         self._fallback_since_ns = 0
         self._next_connect_ns = 0
+        self._wait_ns = 0
         self._connect(time.monotonic_ns())
 
     # ---- connection ------------------------------------------------------------------
@@ -144,13 +145,16 @@ class AgentClient:
         """Read every waiting reply without blocking; the newest timely one, if any."""
         return self._read(0, None)
 
-    def decide(self, observation: npt.ArrayLike, reward: float = 0.0,
-               done: bool = False) -> Decision:
-        """Send ``observation`` and return its action if it arrives within the deadline."""
+    def decide(self, observation: npt.ArrayLike, reward: float = 0.0, done: bool = False,
+               *, wait_s: float | None = None) -> Decision:
+        """Send ``observation`` and return its action if it arrives within the deadline
+        (``wait_s`` overrides it once, e.g. for the first decision of a flow)."""
         sent_ns = time.monotonic_ns()
         seq = self.send(observation, reward, done)
-        deadline = sent_ns + self.deadline_ns
+        deadline = sent_ns + (self.deadline_ns if wait_s is None else int(wait_s * 1e9))
+        self._wait_ns = deadline - sent_ns
         decision = self._read(seq, deadline) if seq else None
+        self._wait_ns = 0
         if decision is not None and decision.seq == seq:
             self._timely(time.monotonic_ns())
             return decision
@@ -200,7 +204,7 @@ class AgentClient:
             return None
         applied_ns = time.monotonic_ns()
         latency_us = (applied_ns - frame.t_ns) / 1e3
-        if applied_ns - frame.t_ns > self.deadline_ns:
+        if applied_ns - frame.t_ns > max(self.deadline_ns, self._wait_ns):
             self.stats.late_replies += 1
             return None
         self.stats.latency_us.append(round(latency_us, 1))

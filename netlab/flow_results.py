@@ -9,6 +9,7 @@ estimate_bps,capacity_bps`` (empty where a column does not apply).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -22,20 +23,31 @@ from endpoints.rtc import logs as rtc_logs
 from endpoints.tcp import logs as tcp_logs
 from netlab.flows import FlowProcesses
 from netlab.lab.plan import LabPlan, egress_path
+from shaping.traces import load_trace
 
 BIN_NS = 100_000_000
 CSV_COLUMNS = ("t_s", "recv_rate_bps", "delay_ms", "loss", "target_bps", "estimate_bps",
                "capacity_bps")
 
 
-def bottleneck_bps(plan: LabPlan, src: str, dst: str) -> int | None:
-    """The smallest static rate on the flow's path (None if a direction on
-    it replays a trace, or nothing on it is rate-limited)."""
-    path = egress_path(plan, src, plan.hosts[dst].address)
-    if any(i.egress.trace is not None for i in path):
+def path_capacity(plan: LabPlan, src: str, dst: str, base_dir: Path | None,
+                  times_s: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
+    """The path's capacity at each time (seconds since the run's start): the
+    smallest static rate or trace capacity (averaged over 100 ms, as the
+    time series are) on it; None when nothing on the path is rate-limited."""
+    limits: list[npt.NDArray[np.float64]] = []
+    for iface in egress_path(plan, src, plan.hosts[dst].address):
+        if iface.egress.trace is not None:
+            trace = load_trace(iface.egress.trace, base_dir=base_dir).binned(BIN_NS / 1e9)
+            if iface.egress.trace_loop is not None:
+                trace = dataclasses.replace(trace, loop=iface.egress.trace_loop)
+            limits.append(np.array([trace.capacity_at(max(0.0, t)) for t in times_s]))
+        elif iface.egress.shape.rate_bps is not None:
+            limits.append(np.full(times_s.shape, float(iface.egress.shape.rate_bps)))
+    if not limits:
         return None
-    rates = [i.egress.shape.rate_bps for i in path if i.egress.shape.rate_bps is not None]
-    return min(rates) if rates else None
+    lowest: npt.NDArray[np.float64] = np.minimum.reduce(limits)
+    return lowest
 
 
 def _read(kind: rtc_logs.LogKind, directory: Path) -> npt.NDArray[Any] | None:
@@ -45,7 +57,8 @@ def _read(kind: rtc_logs.LogKind, directory: Path) -> npt.NDArray[Any] | None:
         return None
 
 
-def _rtc(fp: FlowProcesses, start_ns: int, end_ns: int, capacity: int | None
+def _rtc(fp: FlowProcesses, start_ns: int, end_ns: int,
+         capacity: npt.NDArray[np.float64] | None
          ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[float | None]]]:
     received = _read(rtc_logs.RECEIVER_PACKETS, fp.receiver_dir)
     sent = _read(rtc_logs.SENDER_PACKETS, fp.sender_dir)
@@ -55,9 +68,10 @@ def _rtc(fp: FlowProcesses, start_ns: int, end_ns: int, capacity: int | None
         return {"recv_rate_bps": 0.0, "delay_p50_ms": None, "delay_p95_ms": None,
                 "delay_p99_ms": None, "loss": None, "note": "no packet arrived"}, {}, {}
     targets = (rate_log["time_ns"], rate_log["target_bps"]) if rate_log is not None else None
+    bin_times = start_ns + BIN_NS * np.arange(len(capacity) if capacity is not None else 0)
     summary = rtc_flow_metrics(
         received, sent, start_ns=start_ns, end_ns=end_ns, estimates=targets,
-        capacity=((np.array([start_ns]), np.array([capacity])) if capacity else None))
+        capacity=(bin_times, capacity) if capacity is not None else None)
     rates = rate_series(received["arrival_ns"], received["size"], bin_ns=BIN_NS,
                         start_ns=start_ns, end_ns=end_ns)
     bins = rates.bin_start_ns
@@ -96,8 +110,7 @@ def _tcp(fp: FlowProcesses, start_ns: int, end_ns: int
     return summary.metrics, summary.scores, {"recv_rate_bps": list(rates.rate_bps)}
 
 
-def _write_csv(path: Path, count: int, columns: dict[str, list[float | None]],
-               capacity: int | None) -> None:
+def _write_csv(path: Path, count: int, columns: dict[str, list[float | None]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -106,28 +119,34 @@ def _write_csv(path: Path, count: int, columns: dict[str, list[float | None]],
             row: list[object] = [f"{i * BIN_NS / 1e9:.1f}"]
             for name in CSV_COLUMNS[1:]:
                 values = columns.get(name, [])
-                value = capacity if name == "capacity_bps" else (
-                    values[i] if i < len(values) else None)
+                value = values[i] if i < len(values) else None
                 ok = value is not None and not (isinstance(value, float) and math.isnan(value))
                 row.append(f"{value:.6g}" if ok else "")
             writer.writerow(row)
 
 
 def flow_results(flows: list[FlowProcesses], plan: LabPlan, run_dir: Path, *,
-                 start_ns: int, end_ns: int) -> list[dict[str, Any]]:
-    """The results contract's ``flows[]`` entries, with time series written."""
+                 start_ns: int, end_ns: int, base_dir: Path | None = None
+                 ) -> list[dict[str, Any]]:
+    """The results contract's ``flows[]`` entries, with time series written.
+
+    ``start_ns`` is the run's start (the traces' time zero)."""
     out: list[dict[str, Any]] = []
+    bins = max(1, -(-(end_ns - start_ns) // BIN_NS))
+    times_s = np.arange(bins, dtype=np.float64) * BIN_NS / 1e9
     for fp in flows:
         flow = fp.flow
-        capacity = bottleneck_bps(plan, flow.src, flow.dst)
+        capacity = path_capacity(plan, flow.src, flow.dst, base_dir, times_s)
         if flow.kind == "rtc":
             metrics, scores, columns = _rtc(fp, start_ns, end_ns, capacity)
             control = {"estimator": str(flow.options.get("estimator", "gcc"))}
         else:
             metrics, scores, columns = _tcp(fp, start_ns, end_ns)
             control = {"cc": str(flow.options.get("cc", "cubic"))}
+        if capacity is not None:
+            columns["capacity_bps"] = list(capacity)
         count = max((len(v) for v in columns.values()), default=0)
-        _write_csv(run_dir / "timeseries" / f"{flow.id}.csv", count, columns, capacity)
+        _write_csv(run_dir / "timeseries" / f"{flow.id}.csv", count, columns)
         out.append({"id": flow.id, "kind": flow.kind, "from": flow.src, "to": flow.dst,
                     **control, "start_s": flow.start_s, "stop_s": flow.stop_s,
                     "metrics": metrics, "scores": scores, "logs": str(fp.directory)})

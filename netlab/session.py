@@ -90,7 +90,8 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
                                     user_links=lab.shaping.user_links_seen, start_ns=start_ns,
                                     base_dir=base_dir)
         flows = probe_flow_results(measurements) + flow_results(
-            runner.flows, lab.plan, run_dir, start_ns=start_ns, end_ns=end_ns)
+            runner.flows, lab.plan, run_dir, start_ns=start_ns, end_ns=end_ns,
+            base_dir=base_dir)
         results = build_results(scenario, lab.backend, flows, fidelity, started=started,
                                 ended=time.time())
         results["fairness"] = fairness_by_link(flows, lab.plan)
