@@ -207,7 +207,8 @@ class AgentClient:
         if applied_ns - frame.t_ns > max(self.deadline_ns, self._wait_ns):
             self.stats.late_replies += 1
             return None
-        self.stats.latency_us.append(round(latency_us, 1))
+        if self._wait_ns <= self.deadline_ns:  # a flow's first, patient decision is not timed
+            self.stats.latency_us.append(round(latency_us, 1))
         self.newest_action = frame.vector
         return Decision(frame.vector, latency_us, frame.seq)
 

@@ -110,8 +110,14 @@ class Agent:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self.listener = _listen(socket_path)
+        self.listener: socket.socket | None = None
         self.connections: dict[int, Connection] = {}
+
+    def open(self) -> None:
+        """Bind and listen: from here on clients can connect (a connectable socket is
+        the readiness signal, so open it last, after the control API)."""
+        if self.listener is None:
+            self.listener = _listen(self.socket_path)
 
     # ---- control-thread entry points (thread-safe by handing over to the loop) -------
 
@@ -156,6 +162,8 @@ class Agent:
     # ---- loop ------------------------------------------------------------------------
 
     def serve(self) -> None:
+        self.open()
+        assert self.listener is not None
         selector = selectors.EpollSelector()
         selector.register(self.listener, selectors.EVENT_READ, None)
         selector.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -193,6 +201,7 @@ class Agent:
             self.connections.clear()
             selector.close()
             self.listener.close()
+            self.listener = None
             with contextlib.suppress(FileNotFoundError):
                 self.socket_path.unlink()
 
@@ -214,6 +223,7 @@ class Agent:
         pending.done.set()
 
     def _accept(self, selector: selectors.BaseSelector) -> None:
+        assert self.listener is not None
         while True:
             try:
                 sock, _ = self.listener.accept()
@@ -448,6 +458,7 @@ def run_agent(args: argparse.Namespace) -> int:
         from netlab.agent.control import ControlServer  # aiohttp only when asked for
         control = ControlServer(agent, args.control)
         control.start()
+    agent.open()
     print(f"agent: serving {policy.info.contract} ({policy.info.format}, {source}) on "
           f"{args.socket}", file=sys.stderr, flush=True)
     try:

@@ -133,8 +133,8 @@ def check_frames(log_dir: Path, sent: np.ndarray[Any, Any],
 def test_sender_side_gcc_over_loopback(processes: Processes, tmp_path: Path) -> None:
     receiver, port = start_receiver(processes, tmp_path)
     sender = processes.start("endpoints.rtc.sender_app", "--dest", f"127.0.0.1:{port}",
-                             "--duration", "4", "--start-rate", "500k", "--estimator", "gcc", "--no-probing",
-                             "--log-dir", str(tmp_path), "--seed", "3")
+                             "--duration", "4", "--start-rate", "500k", "--estimator", "gcc",
+                             "--no-probing", "--log-dir", str(tmp_path), "--seed", "3")
     finish(sender)
     time.sleep(0.2)  # the last packets' feedback
     stop(receiver)

@@ -1,0 +1,191 @@
+"""The VM side of a VM run: configure the data NICs, then run one job.
+
+Started over SSH by the driver (``sudo /opt/netlab/venv/bin/python -m
+netlab.vagrant.node setup|run JOB.json``); standard library plus ``shaping``
+only, so a VM needs netlab installed ``--no-deps`` with numpy and pyroute2.
+
+``run`` speaks a line protocol on stdin/stdout:
+
+* node -> driver ``clock <port>``: a UDP clock server is listening (see
+  :mod:`netlab.vagrant.clock`); it answers until the node exits.
+* driver -> node ``start <t0_ns>``: the shared start on *this VM's*
+  CLOCK_MONOTONIC (the driver translated its own start with the measured
+  offset).  Replayers start at t0 (same as ``start_kernel_replays``),
+  receivers at t0, senders at t0 + head start + the flow's start, every
+  process stops at its flow's stop or the run's end.
+* node -> driver ``started``, then ``done <t_end_ns>`` when every process has ended.
+* driver -> node ``exit`` (or EOF): the node stops answering the clock and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from netlab.vagrant import clock
+
+RECEIVER_HEAD_START_S = 0.3  # as netlab.flows: receivers bind before senders send
+STOP_GRACE_S = 3.0
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, stdout=subprocess.DEVNULL)
+
+
+def interface_by_mac(mac: str) -> str:
+    for entry in Path("/sys/class/net").iterdir():
+        try:
+            if (entry / "address").read_text().strip().lower() == mac.lower():
+                return entry.name
+        except OSError:
+            continue
+    raise SystemExit(f"node: no interface has MAC {mac} (is the VM's NIC for this link attached?)")
+
+
+def setup(job: dict[str, Any]) -> dict[str, Any]:
+    """Addresses, routes, sysctls and offloads on the data NICs (idempotent)."""
+    names: dict[str, str] = {}
+    for nic in job["interfaces"]:
+        ifname = interface_by_mac(nic["mac"])
+        names[nic["mac"]] = ifname
+        subprocess.run(["ip", "addr", "flush", "dev", ifname], check=True)
+        _ip("addr", "add", nic["address"], "dev", ifname)
+        _ip("link", "set", ifname, "up")
+        # virtio GRO/TSO would hand the shaper 64 kB super-packets that a
+        # byte-limited leaf drops whole (DESIGN.md's BBR stall): one frame each
+        subprocess.run(["ethtool", "-K", ifname, "gro", "off", "gso", "off", "tso", "off"],
+                       check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for key, value in job.get("sysctls", {}).items():
+        subprocess.run(["sysctl", "-q", "-w", f"{key}={value}"], check=True)
+    for destination, via in job.get("routes", []):
+        _ip("route", "replace", destination, "via", via)
+    subprocess.run(["modprobe", "sch_netem"], check=False)
+    return {"interfaces": names, "kernel": os.uname().release,
+            "netem": Path("/sys/module/sch_netem").exists()}
+
+
+@dataclass
+class Managed:
+    name: str
+    argv: list[str]
+    start_s: float
+    stop_s: float
+    proc: subprocess.Popen[bytes] | None = None
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _wait_line(clock_sock: socket.socket, timeout_s: float | None = None) -> str:
+    """Read one stdin line while answering clock requests."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    buffer = b""
+    while True:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready, _, _ = select.select([sys.stdin.buffer, clock_sock], [], [], left)
+        if not ready:
+            return ""
+        if clock_sock in ready:
+            clock.answer(clock_sock)
+        if sys.stdin.buffer in ready:
+            chunk = os.read(sys.stdin.fileno(), 1)
+            if not chunk:
+                return "exit"
+            buffer += chunk
+            if chunk == b"\n":
+                return buffer.decode().strip()
+
+
+def run(job: dict[str, Any]) -> int:
+    from shaping.replay import start_replayer
+    from shaping.replay.process import schedule_from_json
+
+    run_dir = Path(job["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    clock_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    clock_sock.bind(("0.0.0.0", 0))
+    _say(f"clock {clock_sock.getsockname()[1]}")
+    line = _wait_line(clock_sock)
+    if not line.startswith("start "):
+        return 1
+    t0_ns = int(line.split()[1])
+    duration_s = float(job["duration_s"])
+    handles = []
+    processes = [Managed(p["name"], p["argv"], float(p["start_s"]), float(p["stop_s"]))
+                 for p in job["processes"]]
+    try:
+        for replay in job["replays"]:
+            log_path = run_dir / "replay" / f"{replay['link']}.{replay['direction']}.log"
+            handles.append(start_replayer(
+                None, interface_by_mac(replay["mac"]), "htb",
+                schedule_from_json(replay["schedule"]), replay["loop"], log_path,
+                netem=bool(job.get("netem", True)), start_ns=t0_ns, duration_s=duration_s))
+        _say("started")
+        pending = sorted(processes, key=lambda m: m.start_s)
+        while True:
+            elapsed = (time.monotonic_ns() - t0_ns) / 1e9
+            for managed in pending:
+                if managed.proc is None and elapsed >= managed.start_s:
+                    out_path = run_dir / f"{managed.name}.out"
+                    out_path.parent.mkdir(parents=True, exist_ok=True)
+                    with open(out_path, "ab") as out:
+                        managed.proc = subprocess.Popen(
+                            managed.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                            cwd=job.get("cwd", "/"), close_fds=True)
+                if managed.proc is not None and elapsed >= managed.stop_s:
+                    _stop(managed.proc)
+            if elapsed >= duration_s:
+                break
+            left = min([m.start_s - elapsed for m in pending if m.proc is None]
+                       + [0.05, duration_s - elapsed])
+            ready, _, _ = select.select([clock_sock], [], [], max(0.0, left))
+            if ready:
+                clock.answer(clock_sock)
+    finally:
+        for managed in processes:
+            _stop(managed.proc)
+        for handle in handles:
+            handle.stop()
+    _say(f"done {time.monotonic_ns()}")
+    while _wait_line(clock_sock, timeout_s=120.0) not in ("exit", ""):
+        pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="netlab.vagrant.node")
+    parser.add_argument("command", choices=("setup", "run"))
+    parser.add_argument("job", type=Path)
+    args = parser.parse_args(argv)
+    job = json.loads(args.job.read_text())
+    if args.command == "setup":
+        print(json.dumps(setup(job)))
+        return 0
+    return run(job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
