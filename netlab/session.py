@@ -62,7 +62,7 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
             replays = start_kernel_replays(
                 lab.plan, lab.journal, netem=probe_kernel().has_qdisc("netem"),
                 base_dir=base_dir, duration_s=scenario.duration_s)
-        start_ns = replays.start_ns or time.monotonic_ns()
+        start_ns = replays.start_ns or user_trace_epoch(lab) or time.monotonic_ns()
         measurements: list[ProbeMeasurement] = []
         try:
             if runner.flows:
@@ -122,3 +122,15 @@ def live_flows(runner: FlowRunner) -> list[LiveFlow]:
                               fp.receiver_dir / "live.jsonl", start_s=f.start_s, stop_s=f.stop_s,
                               extra_paths=(fp.sender_dir / "live.jsonl",)))
     return flows
+
+
+def user_trace_epoch(lab: lifecycle.Lab) -> int | None:
+    """Where user-space links replay traces, their schedules count from the
+    link process's start: the run's time zero is the first traced link's, so
+    capacity series, fidelity bins and flows share the trace's clock (links
+    started a few ms apart keep that small offset between them)."""
+    traced = [name for name, (a, b) in lab.plan.links.items()
+              if a.egress.trace is not None or b.egress.trace is not None]
+    starts = [lab.shaping.user_links[name].start_ns for name in traced
+              if name in lab.shaping.user_links]
+    return min(starts) if starts else None
