@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             data["plots"] = [str(path) for path in redrawn]
         print(json.dumps(data, indent=1))
         return 0
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 140)  # files and pipes get room
     print_report(runs, console, comparison_out)
     for path in redrawn:
         console.print(f"plot: {path}")
