@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 
+from netlab.agent.lab import AgentSet
 from netlab.errors import NetlabError
 from netlab.lab import netns
 from netlab.lab.plan import LabPlan
@@ -77,7 +78,8 @@ def _estimator_args(estimator: Estimator, base_dir: Path | None) -> tuple[str, s
 
 
 def flow_commands(flow: Flow, index: int, plan: LabPlan, scenario: Scenario,
-                  directory: Path) -> tuple[list[str], list[str]]:
+                  directory: Path, agents: AgentSet | None = None
+                  ) -> tuple[list[str], list[str]]:
     """The receiver's and the sender's command lines for one flow."""
     python = [sys.executable, "-m"]
     dst = str(plan.hosts[flow.dst].address)
@@ -91,8 +93,17 @@ def flow_commands(flow: Flow, index: int, plan: LabPlan, scenario: Scenario,
         port = RTC_BASE_PORT + 2 * index
         estimator = flow.options.get("estimator", Estimator("gcc"))
         assert isinstance(estimator, Estimator)
-        sender_est, receiver_est = _estimator_args(estimator, base_dir)
-        receiver = [*python, "endpoints.rtc.receiver_app", "--bind", f"{dst}:{port}",
+        receiver_module = "endpoints.rtc.receiver_app"
+        if estimator.kind == "policy":
+            if agents is None:
+                raise NetlabError(f"flow {flow.id} asks for a policy but no agent runs",
+                                  where=f"flows[{index}].estimator",
+                                  fix=f"add an agent for {flow.dst} under agents:")
+            receiver_module, receiver_est = agents.rtc_receiver(flow.dst, index)
+            sender_est = "remb"  # the policy's estimate reaches the sender as REMB
+        else:
+            sender_est, receiver_est = _estimator_args(estimator, base_dir)
+        receiver = [*python, receiver_module, "--bind", f"{dst}:{port}",
                     "--duration", f"{receiver_s:.3f}", "--estimator", receiver_est, *receiver_logs]
         sender = [*python, "endpoints.rtc.sender_app", "--dest", f"{dst}:{port}",
                   "--duration", f"{sender_s:.3f}", "--estimator", sender_est,
@@ -130,6 +141,7 @@ class FlowRunner:
     plan: LabPlan
     journal: StateJournal
     run_dir: Path
+    agents: AgentSet | None = None
     flows: list[FlowProcesses] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -140,7 +152,8 @@ class FlowRunner:
             directory = self.run_dir / "flows" / flow.id
             for role in ("sender", "receiver"):
                 (directory / role).mkdir(parents=True, exist_ok=True)
-            receiver, sender = flow_commands(flow, index, self.plan, self.scenario, directory)
+            receiver, sender = flow_commands(flow, index, self.plan, self.scenario, directory,
+                                             self.agents)
             self.flows.append(FlowProcesses(flow, directory, receiver, sender))
             index += 1
 

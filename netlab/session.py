@@ -16,6 +16,7 @@ from types import FrameType
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from netlab.agent.lab import start_agents
 from netlab.fidelity import collect as collect_fidelity
 from netlab.flow_results import fairness_by_link, flow_results
 from netlab.flows import FlowRunner
@@ -56,7 +57,8 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
         started = time.time()
         run_dir = new_run_dir(out_base, scenario.name)
         base_dir = scenario.source.parent if scenario.source else None
-        runner = FlowRunner(scenario, lab.plan, lab.journal, run_dir)
+        agents = start_agents(scenario, lab.plan, lab.journal, run_dir)
+        runner = FlowRunner(scenario, lab.plan, lab.journal, run_dir, agents)
         replays = TraceReplays()
         if lab.backend == "kernel":
             replays = start_kernel_replays(
@@ -83,6 +85,7 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
 
         finally:
             replay_logs = replays.stop()
+            agent_results = agents.stop()  # after the flows: their clients wrote summaries
         end_ns = time.monotonic_ns()
         if not keep_up:
             lab.shaping.stop()  # user-space links flush their logs on exit
@@ -95,6 +98,7 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
         results = build_results(scenario, lab.backend, flows, fidelity, started=started,
                                 ended=time.time())
         results["fairness"] = fairness_by_link(flows, lab.plan)
+        results["agents"] = agent_results
         write_results(run_dir, results)
         plot_run(run_dir)
         width = None if sys.stdout.isatty() else 120

@@ -509,6 +509,10 @@ def probe_kernel(refresh: bool = False, *, use_disk_cache: bool = True) -> Kerne
             return _with_live_tcp(caps)
         try:
             found = _probe_features()
+            if not found.setns:
+                # seen once under heavy concurrent namespace churn: entering the
+                # fresh probe namespace failed (ENOENT); a second probe settles it
+                found = _probe_features()
         except (OSError, NetlinkError) as exc:
             caps = KernelCapabilities(
                 kernel_release=kernel_release(),
@@ -529,9 +533,10 @@ def probe_kernel(refresh: bool = False, *, use_disk_cache: bool = True) -> Kerne
             notes=found.notes,
             probe_seconds=time.perf_counter() - started,
         )
-        _process_cache = caps
-        if use_disk_cache:
-            _store_disk_cache(caps)
+        if caps.setns and caps.tun is not None:  # only a complete probe is worth keeping
+            _process_cache = caps
+            if use_disk_cache:
+                _store_disk_cache(caps)
         return _with_live_tcp(caps)
 
 

@@ -70,8 +70,21 @@ def setup(job: dict[str, Any]) -> dict[str, Any]:
     for destination, via in job.get("routes", []):
         _ip("route", "replace", destination, "via", via)
     subprocess.run(["modprobe", "sch_netem"], check=False)
+    netem = Path("/sys/module/sch_netem").exists()
+    if job.get("shapes"):
+        from pyroute2 import IPRoute
+
+        from shaping.replay.process import _shape_from_json
+        from shaping.tc import make_shaper
+
+        with IPRoute() as ipr:
+            for entry in job["shapes"]:
+                # as the namespace lab's build: the first shape at once; a
+                # traced direction's replayer changes it in place during a run
+                shaper = make_shaper("htb", ipr, interface_by_mac(entry["mac"]), netem=netem)
+                shaper.apply(_shape_from_json(entry["shape"]))
     return {"interfaces": names, "kernel": os.uname().release,
-            "netem": Path("/sys/module/sch_netem").exists()}
+            "netem": netem}
 
 
 @dataclass
@@ -125,6 +138,8 @@ def run(job: dict[str, Any]) -> int:
 
     run_dir = Path(job["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
+    for directory in job.get("dirs", []):
+        Path(directory).mkdir(parents=True, exist_ok=True)
     clock_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     clock_sock.bind(("0.0.0.0", 0))
     _say(f"clock {clock_sock.getsockname()[1]}")
