@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-    python3 python3-venv python3-dev gcc iproute2 iperf3 procps >/dev/null
+    python3 python3-venv python3-dev gcc iproute2 iperf3 procps tshark >/dev/null
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
