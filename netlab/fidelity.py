@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from netlab.lab.plan import LabPlan
-from netlab.runner import WIRE_GOODPUT, ProbeMeasurement
+from netlab.probes.links import WIRE_GOODPUT, ProbeMeasurement
 from shaping.fidelity import DirectionFidelity, FidelityThresholds, assess
 from shaping.fidelity.series import percentiles_ms
 from shaping.fidelity.sources import kernel_direction, userlink_direction

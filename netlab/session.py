@@ -25,8 +25,8 @@ from netlab.lab.replay import TraceReplays, start_kernel_replays
 from netlab.live import LiveFlow, LiveView
 from netlab.plots import plot_run
 from netlab.preflight import probe_kernel
+from netlab.probes.links import ProbeMeasurement, probe_flow_results, probe_links
 from netlab.results import build_results, new_run_dir, print_summary, write_results
-from netlab.runner import ProbeMeasurement, probe_flow_results, probe_links
 from netlab.scenario.model import Scenario
 
 

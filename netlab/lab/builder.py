@@ -9,8 +9,6 @@ socket is opened per namespace for the whole build.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from pyroute2 import IPRoute
@@ -37,15 +35,6 @@ class NetlinkPool:
         for handle in self._handles.values():
             handle.close()
         self._handles.clear()
-
-
-@contextmanager
-def netlink_pool() -> Iterator[NetlinkPool]:
-    pool = NetlinkPool()
-    try:
-        yield pool
-    finally:
-        pool.close()
 
 
 def create_namespaces(plan: LabPlan, journal: StateJournal) -> None:

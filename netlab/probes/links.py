@@ -1,8 +1,7 @@
-"""Runs a lab's flows for the scenario's duration and measures them.
+"""The built-in link probe: what each link direction really delivers.
 
-Until RTC and TCP endpoints exist, the runnable flow is the built-in link
-probe: per link direction, an idle UDP echo RTT and a TCP bulk transfer
-that measures the rate the direction really delivers.
+A scenario without RTC or TCP flows gets this instead: per link direction
+in turn, an idle UDP echo RTT and a TCP bulk transfer measuring the rate.
 """
 
 from __future__ import annotations
@@ -104,12 +103,3 @@ def probe_flow_results(measurements: list[ProbeMeasurement]) -> list[dict[str, A
             "scores": {},
         })
     return flows
-
-
-def wait_for(duration_s: float, tick: Callable[[float], None] | None = None) -> None:
-    """Sleep until an absolute deadline on the monotonic clock."""
-    deadline = time.monotonic() + duration_s
-    while (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(left, 0.25))
-        if tick:
-            tick(1.0 - max(0.0, deadline - time.monotonic()) / duration_s)
