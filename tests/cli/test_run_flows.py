@@ -48,7 +48,9 @@ flows:
     assert set(flows) == {"rtc-0", "tcp-1", "tcp-2"}
     rtc = flows["rtc-0"]
     assert rtc["estimator"] == "fixed:1Mbit"
-    assert 0.6e6 < rtc["metrics"]["recv_rate_bps"] < 1.3e6, rtc["metrics"]
+    # the fixed estimate reaches the sender as REMB; what arrives depends on the
+    # cubic flow's share of the queue, so only the order of magnitude is pinned
+    assert 0.25e6 < rtc["metrics"]["recv_rate_bps"] < 1.3e6, rtc["metrics"]
     assert rtc["metrics"]["delay_p95_ms"] is not None
     assert 0 <= rtc["scores"]["network"] <= 100
     reverse, cross = flows["tcp-1"], flows["tcp-2"]
@@ -58,3 +60,4 @@ flows:
     rows = list(csv.DictReader((run_dir / "timeseries" / "rtc-0.csv").open()))
     assert len(rows) >= 50 and rows[10]["capacity_bps"] == "4e+06"
     assert any(float(r["recv_rate_bps"] or 0) > 0 for r in rows)
+    assert max(float(r["target_bps"] or 0) for r in rows) == 1e6  # the sender followed REMB
