@@ -53,6 +53,13 @@ def liner_to_log(bps: float) -> float:
     return (math.log(value) - math.log(MIN_MBPS)) / (math.log(MAX_MBPS) - math.log(MIN_MBPS))
 
 
+def onl_reward(state: Sequence[float]) -> float:
+    """The reward of OpenNetLab's ``rtc_env.step`` for a raw state from
+    :meth:`OnlPacketWindow.state`: normalised receive rate − 0.2 × loss ratio
+    (shared by this estimator and netlab's simulator, so both reward alike)."""
+    return liner_to_log(state[0]) - 0.2 * state[2]
+
+
 class OnlPacketWindow:
     """OpenNetLab's ``PacketRecord`` restricted to what a 60 ms state reads.
 
@@ -126,7 +133,7 @@ class PolicyEstimator:
             return int(self.estimate_bps)
         self.reported = False
         state = self.window.state()
-        reward = liner_to_log(state[0]) - 0.2 * state[2]
+        reward = onl_reward(state)
         decision = self.client.decide(state, reward)
         if decision.action is not None:
             self.estimate_bps = float(decision.action[0])

@@ -142,7 +142,8 @@ def flow_results(flows: list[FlowProcesses], plan: LabPlan, run_dir: Path, *,
             control = {"estimator": str(flow.options.get("estimator", "gcc"))}
         else:
             metrics, scores, columns = _tcp(fp, start_ns, end_ns)
-            control = {"cc": str(flow.options.get("cc", "cubic"))}
+            control = {"cc": str(flow.options.get("cc", "cubic")),
+                       "rate_control": str(flow.options.get("rate_control", "kernel"))}
         if capacity is not None:
             columns["capacity_bps"] = list(capacity)
         count = max((len(v) for v in columns.values()), default=0)

@@ -122,6 +122,12 @@ def flow_commands(flow: Flow, index: int, plan: LabPlan, scenario: Scenario,
                     "--duration", f"{receiver_s:.3f}", *receiver_logs]
         sender = [*python, "endpoints.tcp.sender_app", "--dest", f"{dst}:{port}", "--cc", cc,
                   "--mode", mode, "--duration", f"{sender_s:.3f}", *sender_logs]
+        if flow.options.get("rate_control") == "policy":
+            if agents is None:
+                raise NetlabError(f"flow {flow.id} asks for a policy but no agent runs",
+                                  where=f"flows[{index}].rate_control",
+                                  fix=f"add an agent for {flow.src} under agents:")
+            sender += ["--policy", agents.tcp_sender(flow.src, index)]
         return receiver, sender
     raise NetlabError(f"flow kind '{flow.kind}' has no endpoint processes",
                       where=f"flows[{index}].kind", fix="use rtc or tcp (probe runs built in)")

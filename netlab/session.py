@@ -23,7 +23,6 @@ from netlab.flows import FlowRunner
 from netlab.lab import lifecycle
 from netlab.lab.replay import TraceReplays, start_kernel_replays
 from netlab.live import LiveFlow, LiveView
-from netlab.plots import plot_run
 from netlab.preflight import probe_kernel
 from netlab.probes.links import ProbeMeasurement, probe_flow_results, probe_links
 from netlab.results import build_results, new_run_dir, print_summary, write_results
@@ -100,6 +99,8 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
         results["fairness"] = fairness_by_link(flows, lab.plan)
         results["agents"] = agent_results
         write_results(run_dir, results)
+        from netlab.plots import plot_run  # matplotlib only once there is something to plot
+
         plot_run(run_dir)
         width = None if sys.stdout.isatty() else 120
         print_summary(results, run_dir, Console(quiet=quiet, width=width))

@@ -3,14 +3,16 @@ control, TCP_INFO every 10 ms, optional externally driven pacing rate.
 
     python -m endpoints.tcp.sender_app --dest HOST:PORT --cc bbr \
         --mode bulk|rate:5Mbit|onoff:ON_S,OFF_S[,RATE] --duration S \
-        --log-dir DIR [--pacing-control UNIX_SOCKET_PATH]
+        --log-dir DIR [--pacing-control UNIX_SOCKET_PATH | --policy AGENT_SOCKET?...]
 
 One thread, one ``select()`` loop: the socket is non-blocking, and the loop
 wakes for whichever comes first of the next TCP_INFO deadline (a fixed
 10 ms grid from the start on CLOCK_MONOTONIC, so sampling does not drift),
 the next live-view line (250 ms), the token bucket allowing another write,
-an on/off switch, a pacing command, or room in the socket buffer. Log
-formats: :mod:`endpoints.tcp.logs`.
+an on/off switch, a pacing command, a policy step, or room in the socket
+buffer. With ``--policy`` the host's agent sets the pacing rate every
+monitor interval (:mod:`endpoints.agent_tcp`). Log formats:
+:mod:`endpoints.tcp.logs`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from endpoints.agent_tcp import PolicyRateController, RateChange, parse_policy_option
 from endpoints.tcp import logs
 from endpoints.tcp.common import StopFlag, available_congestion_controls, parse_host_port
 from endpoints.tcp.errors import TcpEndpointError
@@ -64,6 +67,7 @@ class SenderConfig:
     log_dir: Path
     pacing_control: Path | None = None
     connect_timeout_s: float = 5.0
+    policy: str | None = None  # endpoints.agent_tcp option: SOCKET?deadline=...
 
 
 def open_connection(config: SenderConfig, stop: StopFlag) -> tuple[socket.socket, str]:
@@ -120,6 +124,7 @@ class TcpSender:
         self._last_sample: tuple[int, ...] | None = None
         self._live_prev: tuple[int, int] | None = None  # (t_ns, bytes_acked)
         self._chunk = memoryview(bytes(CHUNK_BYTES))
+        self.policy: PolicyRateController | None = None
 
     def run(self) -> int:
         config = self.config
@@ -127,6 +132,8 @@ class TcpSender:
         control = PacingControl(config.pacing_control) if config.pacing_control else None
         try:
             sock, effective_cc = open_connection(config, self.stop)
+            if config.policy is not None:
+                self.policy = PolicyRateController.connect(config.policy, config.log_dir)
         except BaseException:
             if control is not None:
                 control.close()
@@ -142,6 +149,7 @@ class TcpSender:
             "cc": config.cc, "cc_effective": effective_cc, "mode": config.mode.describe(),
             "duration_s": config.duration_s,
             "pacing_control": str(config.pacing_control) if config.pacing_control else None,
+            "policy": config.policy,
             "clock": "CLOCK_MONOTONIC", "start_ns": start_ns, "wall_start": time.time(),
             "sample_interval_ns": logs.SAMPLE_INTERVAL_NS,
             "tcp_info_len": len(sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO,
@@ -156,7 +164,7 @@ class TcpSender:
             end_ns = time.monotonic_ns()
             with contextlib.suppress(OSError):  # the socket may already be dead
                 self._sample(sock, info_log, end_ns, end_ns)
-                if control is not None:
+                if control is not None or self.policy is not None:
                     # Lift the limit so the unsent tail (and the FIN behind it)
                     # is not drained at a crawl after this process is gone.
                     set_max_pacing_rate(sock, UNLIMITED)
@@ -167,6 +175,10 @@ class TcpSender:
             if control is not None:
                 meta["bad_pacing_commands"] = control.bad_commands
                 control.close()
+            if self.policy is not None:
+                self.policy.close()
+                meta["policy_steps"] = self.policy.policy_steps
+                meta["policy_fallback_steps"] = self.policy.fallback_steps
             meta.update(end_ns=end_ns, end_reason=end_reason, app_bytes=self.app_bytes,
                         samples=info_log.records_written, missed_samples=self.missed_samples,
                         pacing_commands=self.pacing_commands)
@@ -185,6 +197,9 @@ class TcpSender:
         end_ns = start_ns + round(self.config.duration_s * _NS)
         next_sample = start_ns
         next_live = start_ns + logs.LIVE_INTERVAL_NS
+        policy = self.policy
+        if policy is not None:
+            self._log_rate(pacing_log, policy.begin(sock, start_ns))
         was_on = True
         writable = True  # until a send says otherwise
         while True:
@@ -197,15 +212,21 @@ class TcpSender:
                 self._sample(sock, info_log, now, next_sample)
                 next_sample, missed = _advance(next_sample, logs.SAMPLE_INTERVAL_NS, now)
                 self.missed_samples += missed
+            if policy is not None and now >= policy.next_step_ns:
+                self._log_rate(pacing_log, policy.step(sock, now))
             if now >= next_live:
                 self._live(live, now, start_ns)
                 info_log.flush()
                 pacing_log.flush()
+                if policy is not None:
+                    policy.flush()
                 next_live, _ = _advance(next_live, logs.LIVE_INTERVAL_NS, now)
 
             elapsed = now - start_ns
             is_on = mode.is_on(elapsed)
             wake = min(next_sample, next_live, end_ns)
+            if policy is not None:
+                wake = min(wake, policy.next_step_ns)
             switch = mode.next_switch_ns(elapsed)
             if switch is not None:
                 wake = min(wake, start_ns + switch)
@@ -251,12 +272,20 @@ class TcpSender:
             pacing_log.append((applied.t_recv_ns, applied.t_applied_ns, applied.requested_Bps,
                                applied.applied_Bps))
 
+    def _log_rate(self, pacing_log: logs.RecordLog, change: RateChange | None) -> None:
+        if change is not None:
+            self.pacing_commands += 1
+            pacing_log.append((change.t_sent_ns, change.t_applied_ns, change.requested_Bps,
+                               change.applied_Bps))
+
     def _sample(self, sock: socket.socket, info_log: logs.RecordLog, now: int,
                 deadline: int) -> None:
         values = list(unpack_tcp_info(read_tcp_info_raw(sock)))
         values[_APP_LIMITED_INDEX] &= 1
         self._last_sample = tuple(values)
         info_log.append((now, deadline, self.app_bytes, *values))
+        if self.policy is not None:
+            self.policy.on_sample(now, values)
 
     def _live(self, live: logs.LiveLog, now: int, start_ns: int) -> None:
         sample = self._last_sample
@@ -307,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pacing-control", type=Path, default=None,
                         help="Unix datagram socket path for 8-byte rate commands "
                              "(little-endian u64 bytes/s) applied as SO_MAX_PACING_RATE")
+    parser.add_argument("--policy", default=None, metavar="SOCKET?OPTIONS",
+                        help="let the host's policy agent set the pacing rate every monitor "
+                             "interval: SOCKET?deadline=1ms&fallback=keep|kernel&"
+                             "interval=100ms[&flow=N&start=RATE&min=RATE&max=RATE]")
     parser.add_argument("--connect-timeout", default="5",
                         help="seconds to keep retrying while the receiver is not up")
     return parser
@@ -318,11 +351,17 @@ def config_from_args(args: argparse.Namespace) -> SenderConfig:
     if duration <= 0:
         raise TcpEndpointError(f"duration {args.duration!r} is not positive",
                                where="--duration", fix="give seconds above zero")
+    if args.policy is not None:
+        if args.pacing_control is not None:
+            raise TcpEndpointError("--policy and --pacing-control both set the pacing rate",
+                                   where="--policy", fix="give one of them")
+        parse_policy_option(args.policy)  # report a bad option before connecting
     return SenderConfig(host=host, port=port, family=family, cc=args.cc,
                         mode=parse_mode(args.mode), duration_s=duration, log_dir=args.log_dir,
                         pacing_control=args.pacing_control,
                         connect_timeout_s=parse_seconds(args.connect_timeout,
-                                                        where="--connect-timeout"))
+                                                        where="--connect-timeout"),
+                        policy=args.policy)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,8 +4,10 @@ directory, and summarised into results ``agents[]`` when the run ends.
 
 The flows find their agent through :meth:`AgentSet.rtc_receiver`, which
 gives the receiver module and ``--estimator`` value for a policy-driven RTC
-flow. Every process is journaled before anything else happens, so
-``netlab down`` removes it even after a crash.
+flow, and :meth:`AgentSet.tcp_sender`, the sender's ``--policy`` value for a
+TCP flow whose pacing rate the policy sets. Every process is journaled
+before anything else happens, so ``netlab down`` removes it even after a
+crash.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ READY_TIMEOUT_S = 60.0  # importing torch alone takes seconds on a busy 2-core m
 STOP_GRACE_S = 5.0
 CLIENT_SUMMARY = "agent_client.json"  # endpoints.agent_rtc.CLIENT_SUMMARY
 RTC_POLICY_RECEIVER = "endpoints.agent_rtc"
+TCP_POLICY_INTERVAL = "100ms"  # endpoints.agent_tcp.DEFAULT_INTERVAL_S
+INITIAL_TCP_CHECKPOINT = "initial-tcp-mi5.pth"
 
 
 @dataclass
@@ -73,6 +77,19 @@ class AgentSet:
         deadline_us = max(1, round(agent.spec.deadline_s * 1e6))
         return RTC_POLICY_RECEIVER, (f"policy:{agent.socket}?deadline={deadline_us}us"
                                      f"&fallback={fallback}&flow={flow_index + 1}")
+
+    def tcp_sender(self, host: str, flow_index: int) -> str:
+        """The TCP sender's ``--policy`` value for a flow sent from ``host``. The
+        rule-based fallback of TCP is the kernel's congestion control, so ``gcc`` and
+        ``kernel`` both hand the rate back to it on a miss; ``keep`` keeps the last one."""
+        agent = self.agents.get(host)
+        if agent is None:
+            raise NetlabError(f"no agent runs on {host!r} to serve the policy",
+                              where=f"agents.{host}", fix=f"add agents: {{{host}: {{...}}}}")
+        fallback = "keep" if agent.spec.fallback == "keep" else "kernel"
+        deadline_us = max(1, round(agent.spec.deadline_s * 1e6))
+        return (f"{agent.socket}?deadline={deadline_us}us&fallback={fallback}"
+                f"&interval={TCP_POLICY_INTERVAL}&flow={flow_index + 1}")
 
     def alive(self, host: str) -> bool:
         return self.agents[host].proc.poll() is None
@@ -139,12 +156,14 @@ def _client_summaries(run_dir: Path, socket_path: Path) -> list[dict[str, Any]]:
 
 
 def agent_command(agent: Agent, socket_path: Path, control: Path, directory: Path,
-                  checkpoint: str | None, seed: int) -> list[str]:
+                  checkpoint: str | None, seed: int, explore: bool = False) -> list[str]:
     argv = [sys.executable, "-m", "netlab.agent", "--socket", str(socket_path),
             "--control", str(control), "--deadline", f"{agent.deadline_s}s",
             "--stats-out", str(directory / "agent_stats.json"), "--seed", str(seed)]
     if checkpoint is not None:
         argv += ["--checkpoint", checkpoint]
+    if explore:
+        argv.append("--explore")  # fine-tuning samples actions (netlab.learning.labs)
     return argv
 
 
@@ -157,6 +176,23 @@ def _resolve(checkpoint: str | None, scenario: Scenario, host: str) -> str | Non
     if not path.is_file():
         raise NetlabError("agent checkpoint does not exist", where=f"agents.{host}.checkpoint "
                           f"({path})", fix="give a path relative to the scenario file")
+    return str(path)
+
+
+def _serves_tcp_policy(scenario: Scenario, host: str) -> bool:
+    return any(flow.kind == "tcp" and flow.src == host
+               and flow.options.get("rate_control") == "policy" for flow in scenario.flows)
+
+
+def _initial_tcp_checkpoint(directory: Path, seed: int) -> str:
+    """An agent without a checkpoint serves a fresh policy; the server's own default is
+    an RTC one, so a TCP sender's agent gets a fresh ``tcp-mi5`` policy written here."""
+    import torch  # only for this case: the lab itself does not need torch
+
+    from netlab.agent.policies.tcp_mi5 import initial_checkpoint
+
+    path = directory / INITIAL_TCP_CHECKPOINT
+    torch.save(initial_checkpoint(seed), path)
     return str(path)
 
 
@@ -178,7 +214,7 @@ def _ready(socket_path: Path) -> bool:
 
 
 def start_agents(scenario: Scenario, plan: LabPlan, journal: StateJournal, run_dir: Path,
-                 *, ready_timeout_s: float = READY_TIMEOUT_S) -> AgentSet:
+                 *, ready_timeout_s: float = READY_TIMEOUT_S, explore: bool = False) -> AgentSet:
     """Start every scenario agent in its host and wait until each one serves."""
     agent_set = AgentSet(run_dir)
     if not scenario.agents:
@@ -190,12 +226,14 @@ def start_agents(scenario: Scenario, plan: LabPlan, journal: StateJournal, run_d
             checkpoint = _resolve(spec.checkpoint, scenario, spec.host)
             directory = run_dir / "agents" / spec.host
             directory.mkdir(parents=True, exist_ok=True)
+            if checkpoint is None and _serves_tcp_policy(scenario, spec.host):
+                checkpoint = _initial_tcp_checkpoint(directory, scenario.seed * 1000 + index)
             socket_path, control = sockets / f"{spec.host}.sock", sockets / f"{spec.host}.ctl"
             for path in (socket_path, control):
                 journal.record("file", str(path))
             namespace = plan.hosts[spec.host].namespace
             argv = agent_command(spec, socket_path, control, directory, checkpoint,
-                                 scenario.seed * 1000 + index)
+                                 scenario.seed * 1000 + index, explore)
             with open(directory / "agent.out", "ab") as out:
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                         preexec_fn=_enter(namespace),

@@ -48,6 +48,7 @@ from netlab.agent.policies.spec import SpecPolicy
 from netlab.agent.stats import LatencyStats
 from netlab.agent.transitions import TransitionBuffer
 from netlab.errors import NetlabError
+from shaping.replay.clock import raise_priority
 
 READS_PER_CONNECTION = 64
 DEFAULT_WARM_INTERVAL_S = 0.002
@@ -415,6 +416,10 @@ def _duration(text: str) -> float:
     return float(cleaned)
 
 
+# Below the user-space link and the trace replayer (50): shaping comes first.
+AGENT_FIFO_PRIORITY = 40
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--socket", required=True, type=Path,
                         help="Unix SEQPACKET socket to serve on (created with mode 0600)")
@@ -439,6 +444,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the final stats here as JSON on exit")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (default 1: one decision is tiny)")
+    parser.add_argument("--priority", choices=("fifo", "nice", "none"), default="fifo",
+                        help="scheduling of the serving thread (default fifo, below the "
+                             "link emulator and replayer): flows load the CPU while it serves")
 
 
 def run_agent(args: argparse.Namespace) -> int:
@@ -459,6 +467,9 @@ def run_agent(args: argparse.Namespace) -> int:
         control = ControlServer(agent, args.control)
         control.start()
     agent.open()
+    # only the serving thread (this one) is raised; the control API stays normal
+    held = raise_priority(args.priority, fifo_priority=AGENT_FIFO_PRIORITY)
+    print(f"agent: scheduling {held.policy}", file=sys.stderr, flush=True)
     print(f"agent: serving {policy.info.contract} ({policy.info.format}, {source}) on "
           f"{args.socket}", file=sys.stderr, flush=True)
     try:

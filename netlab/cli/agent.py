@@ -1,4 +1,5 @@
-"""``netlab agent inspect CKPT`` and ``netlab agent serve --socket PATH ...``."""
+"""``netlab agent inspect CKPT``, ``netlab agent init --contract C --out CKPT`` and
+``netlab agent serve --socket PATH ...``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from netlab.errors import NetlabError
 
 NAME = "agent"
+INITIAL_CONTRACTS = ("rtc-onl4", "tcp-mi5")
 HELP = "Inspect policy checkpoints and serve them to flows (the per-host agent)."
 
 
@@ -22,6 +24,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                     "OpenNetLab PPO state_dict, TorchScript modules.")
     inspect.add_argument("checkpoint", type=Path, metavar="CKPT")
     inspect.add_argument("--json", action="store_true", help="print as JSON")
+    init = sub.add_parser(
+        "init", help="write a freshly initialised policy for a contract",
+        description="Write a new checkpoint in the netlab format for CONTRACT: rtc-onl4 "
+                    "(OpenNetLab's PPO shape, for policy RTC receivers) or tcp-mi5 (Aurora's "
+                    "MLP with tanh output, for policy TCP senders). The start of training.")
+    init.add_argument("--contract", required=True, choices=sorted(INITIAL_CONTRACTS),
+                      help="what the flows that use it declare")
+    init.add_argument("--out", required=True, type=Path, metavar="CKPT",
+                      help="where to write it (.pth)")
+    init.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
     serve = sub.add_parser("serve", help="run an agent in the foreground",
                            description="Serve a policy on a Unix SEQPACKET socket "
                                        "(what the lab starts per host).")
@@ -40,8 +53,32 @@ def run(args: argparse.Namespace) -> int:
         else:
             print("\n".join(describe(policy, args.checkpoint)))
         return 0
+    if args.agent_command == "init":
+        return _init(args.contract, args.out, args.seed, args.force)
     if args.agent_command == "serve":
         from netlab.agent.server import run_agent
         return run_agent(args)
     raise NetlabError("no agent subcommand given", where="netlab agent",
-                      fix="use `netlab agent inspect CKPT` or `netlab agent serve --socket P`")
+                      fix="use `netlab agent inspect CKPT`, `netlab agent init --contract C "
+                          "--out CKPT` or `netlab agent serve --socket P`")
+
+
+def _init(contract: str, out: Path, seed: int, force: bool) -> int:
+    import torch
+
+    from netlab.agent.checkpoints import describe, load_policy
+    from netlab.agent.policies import opennetlab, tcp_mi5
+
+    if out.exists() and not force:
+        raise NetlabError("the checkpoint file exists already", where=f"--out {out}",
+                          fix="choose another path or add --force to overwrite it")
+    if not out.parent.is_dir():
+        raise NetlabError("the output directory does not exist", where=f"--out {out}",
+                          fix=f"create it first: mkdir -p {out.parent}")
+    make = {"rtc-onl4": opennetlab.initial_checkpoint,
+            "tcp-mi5": tcp_mi5.initial_checkpoint}[contract]
+    tmp = out.with_name(out.name + ".tmp")
+    torch.save(make(seed), tmp)
+    tmp.replace(out)
+    print("\n".join(describe(load_policy(out), out)))  # what a server will see
+    return 0

@@ -31,6 +31,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "report",
     "agent",
     "vagrant",
+    "finetune",
+    "eval",
+    "sim",
+    "pretrain",
+    "gap",
 )
 
 
@@ -43,7 +48,13 @@ def _load(name: str) -> ModuleType | None:
         raise
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_name(module_name: str) -> str:
+    return module_name.rstrip("_")  # exec_ -> exec
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that command's module is imported, so
+    ``netlab up`` does not pay for torch or matplotlib it never uses."""
     parser = argparse.ArgumentParser(
         prog="netlab",
         description="A Linux network lab for congestion-control research.",
@@ -51,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"netlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
+        if only is not None and command_name(module_name) != only:
+            continue
         module = _load(module_name)
         if module is None:
             continue
@@ -61,8 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    first = next((w for w in words if not w.startswith("-")), None)
+    known = {command_name(m) for m in COMMAND_MODULES}
+    parser = build_parser(first if first in known else None)
+    args = parser.parse_args(words)
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 2

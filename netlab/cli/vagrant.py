@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         run_dir = orchestrate.run(lab, scenario, args.out, log=sys.stderr)
         results = json.loads((run_dir / "results.json").read_text())
-        print_summary(results, run_dir, Console(quiet=args.quiet, width=None if
+        print_summary(results, run_dir, Console(width=None if
                                                 sys.stdout.isatty() else 120))
     finally:
         if args.vagrant_command == "run" and args.down:

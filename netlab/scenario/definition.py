@@ -236,6 +236,7 @@ FLOW_COMMON: dict[str, Entry] = {
                    description="start time after the lab is up"),
     "stop": Entry(DURATION, description="stop time; default: the end of the scenario"),
 }
+RATE_CONTROLS = ("kernel", "policy")
 FLOW_VARIANTS: dict[str, dict[str, Entry]] = {
     "probe": {
         "interval": Entry(POSITIVE_DURATION, description="time between probe packets"),
@@ -251,6 +252,10 @@ FLOW_VARIANTS: dict[str, dict[str, Entry]] = {
         "cc": Entry(CC_NAME, default="cubic", default_text="cubic",
                     description="kernel congestion control (checked by preflight)"),
         "rate": Entry(RATE, description="application-limited sending rate; default: bulk"),
+        "rate_control": Entry(Choice(RATE_CONTROLS), default="kernel", default_text="kernel",
+                              description="who sets the pacing rate: the kernel's congestion "
+                                          "control alone, or a policy served by the sender's "
+                                          "agent (contract tcp-mi5)"),
     },
 }
 FLOW = Tagged("kind", FLOW_COMMON, FLOW_VARIANTS, "a flow")

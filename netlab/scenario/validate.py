@@ -275,6 +275,7 @@ class _Checker:
         if not isinstance(value, ParsedList):
             return flows
         ids: dict[str, str] = {}
+        contracts: dict[str, tuple[str, str]] = {}  # agent host -> (contract, first flow)
         for index, node, record in value.items:
             path = index_path("flows", index)
             if not isinstance(record, ParsedRecord):
@@ -297,6 +298,9 @@ class _Checker:
             times = self._flow_times(record)
             if kind == "rtc":
                 self._rtc_checks(record, ends, agent_hosts)
+            if kind == "tcp":
+                self._tcp_checks(record, ends, agent_hosts)
+            self._one_contract_per_agent(record, kind, ends, path, contracts)
             if flow_id is None or kind is None or ends is None or times is None:
                 continue
             options = {
@@ -407,6 +411,46 @@ class _Checker:
                     record.path_of(upper),
                     f"{upper} at least {lower} ({low} bit/s)",
                     f"{high} bit/s",
+                )
+
+    def _one_contract_per_agent(self, record: ParsedRecord, kind: str | None,
+                                ends: tuple[str, str] | None, path: str,
+                                contracts: dict[str, tuple[str, str]]) -> None:
+        """An agent serves one policy: an RTC receiver's (rtc-onl4) or a TCP sender's
+        (tcp-mi5), not both."""
+        if ends is None:
+            return
+        estimator = record.get("estimator")
+        if kind == "rtc" and isinstance(estimator, Estimator) and estimator.kind == "policy":
+            key, host, contract = "estimator", ends[1], "rtc-onl4"
+        elif kind == "tcp" and record.get("rate_control") == "policy":
+            key, host, contract = "rate_control", ends[0], "tcp-mi5"
+        else:
+            return
+        first = contracts.setdefault(host, (contract, path))
+        if first[0] != contract:
+            self.ctx.problem(
+                record.nodes[key],
+                record.path_of(key),
+                f"the policy that the agent on {host!r} serves ({first[0]}, for {first[1]})",
+                f"a second policy for it ({contract})",
+                "one agent serves one policy: move one of the flows to another host or use "
+                "the rule-based controller for it",
+            )
+
+    def _tcp_checks(
+        self, record: ParsedRecord, ends: tuple[str, str] | None, agent_hosts: set[str]
+    ) -> None:
+        if record.get("rate_control") == "policy" and ends is not None:
+            sender = ends[0]
+            if sender not in agent_hosts:
+                self.ctx.problem(
+                    record.nodes["rate_control"],
+                    record.path_of("rate_control"),
+                    f"an agent on the sender {sender!r} to serve the policy",
+                    "no agent there",
+                    f"add agents: {{{sender}: {{checkpoint: ...}}}} or use rate_control: "
+                    "kernel",
                 )
 
     # ----------------------------------------------------------------- agents

@@ -6,8 +6,10 @@ only, so a VM needs netlab installed ``--no-deps`` with numpy and pyroute2.
 
 ``run`` speaks a line protocol on stdin/stdout:
 
-* node -> driver ``clock <port>``: a UDP clock server is listening (see
-  :mod:`netlab.vagrant.clock`); it answers until the node exits.
+* node -> driver ``clock <port>``: every endpoint process has been started
+  and has done its imports (:mod:`netlab.vagrant.launch`), and a UDP clock
+  server is listening (see :mod:`netlab.vagrant.clock`); it answers until the
+  node exits.
 * driver -> node ``start <t0_ns>``: the shared start on *this VM's*
   CLOCK_MONOTONIC (the driver translated its own start with the measured
   offset).  Replayers start at t0 (same as ``start_kernel_replays``),
@@ -34,8 +36,8 @@ from typing import Any
 
 from netlab.vagrant import clock
 
-RECEIVER_HEAD_START_S = 0.3  # as netlab.flows: receivers bind before senders send
 STOP_GRACE_S = 3.0
+PREPARE_TIMEOUT_S = 120.0
 
 
 def _ip(*args: str) -> None:
@@ -112,6 +114,22 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait()
 
 
+def _launch(managed: Managed, go: Path, run_dir: Path, cwd: str
+            ) -> tuple[subprocess.Popen[bytes], Path]:
+    """``python -m MODULE ARGS`` through :mod:`netlab.vagrant.launch`: imported
+    now, running from the shared start (written to ``go`` later) plus its offset."""
+    python, flag, module, *args = managed.argv
+    assert flag == "-m", managed.argv
+    out_path = run_dir / f"{managed.name}.out"
+    ready = out_path.with_suffix(".ready")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_path, "ab") as out:
+        return subprocess.Popen(
+            [python, "-m", "netlab.vagrant.launch", "--ready", str(ready), "--go", str(go),
+             "--offset-s", repr(managed.start_s), module, *args],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=cwd, close_fds=True), ready
+
+
 def _wait_line(clock_sock: socket.socket, timeout_s: float | None = None) -> str:
     """Read one stdin line while answering clock requests."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -142,16 +160,32 @@ def run(job: dict[str, Any]) -> int:
         Path(directory).mkdir(parents=True, exist_ok=True)
     clock_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     clock_sock.bind(("0.0.0.0", 0))
-    _say(f"clock {clock_sock.getsockname()[1]}")
-    line = _wait_line(clock_sock)
-    if not line.startswith("start "):
-        return 1
-    t0_ns = int(line.split()[1])
     duration_s = float(job["duration_s"])
     handles = []
     processes = [Managed(p["name"], p["argv"], float(p["start_s"]), float(p["stop_s"]))
                  for p in job["processes"]]
+    go = run_dir / "start_ns"
     try:
+        # every endpoint imports now, while no start is set: the VMs' CPUs are
+        # busy with it, and the start is only chosen once every node is calm
+        readies = []
+        for managed in processes:
+            managed.proc, marker = _launch(managed, go, run_dir, job.get("cwd", str(run_dir)))
+            readies.append(marker)
+        deadline = time.monotonic() + PREPARE_TIMEOUT_S
+        while not all(r.exists() for r in readies) and time.monotonic() < deadline:
+            if any(m.proc is not None and m.proc.poll() is not None for m in processes):
+                _say("failed: an endpoint exited while importing (see its .out)")
+                return 1
+            time.sleep(0.05)
+        _say(f"clock {clock_sock.getsockname()[1]}")
+        line = _wait_line(clock_sock)
+        if not line.startswith("start "):
+            return 1
+        t0_ns = int(line.split()[1])
+        staged = go.with_suffix(".tmp")
+        staged.write_text(str(t0_ns))
+        staged.rename(go)  # atomic: a launcher never reads half a number
         for replay in job["replays"]:
             log_path = run_dir / "replay" / f"{replay['link']}.{replay['direction']}.log"
             handles.append(start_replayer(
@@ -159,24 +193,11 @@ def run(job: dict[str, Any]) -> int:
                 schedule_from_json(replay["schedule"]), replay["loop"], log_path,
                 netem=bool(job.get("netem", True)), start_ns=t0_ns, duration_s=duration_s))
         _say("started")
-        pending = sorted(processes, key=lambda m: m.start_s)
-        while True:
-            elapsed = (time.monotonic_ns() - t0_ns) / 1e9
-            for managed in pending:
-                if managed.proc is None and elapsed >= managed.start_s:
-                    out_path = run_dir / f"{managed.name}.out"
-                    out_path.parent.mkdir(parents=True, exist_ok=True)
-                    with open(out_path, "ab") as out:
-                        managed.proc = subprocess.Popen(
-                            managed.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                            cwd=job.get("cwd", "/"), close_fds=True)
-                if managed.proc is not None and elapsed >= managed.stop_s:
+        while (elapsed := (time.monotonic_ns() - t0_ns) / 1e9) < duration_s:
+            for managed in processes:
+                if elapsed >= managed.stop_s:
                     _stop(managed.proc)
-            if elapsed >= duration_s:
-                break
-            left = min([m.start_s - elapsed for m in pending if m.proc is None]
-                       + [0.05, duration_s - elapsed])
-            ready, _, _ = select.select([clock_sock], [], [], max(0.0, left))
+            ready, _, _ = select.select([clock_sock], [], [], min(0.05, duration_s - elapsed))
             if ready:
                 clock.answer(clock_sock)
     finally:

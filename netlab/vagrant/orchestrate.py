@@ -303,7 +303,8 @@ def build_jobs(scenario: Scenario, plan: LabPlan, topology: dict[str, Any], vm_d
     base_dir = scenario.source.parent if scenario.source else None
     total_s = RECEIVER_HEAD_START_S + scenario.duration_s
     jobs: dict[str, dict[str, Any]] = {
-        host: {"run_dir": vm_dir, "duration_s": total_s, "netem": True, "replays": [],
+        host: {"run_dir": vm_dir, "cwd": vm_dir, "duration_s": total_s, "netem": True,
+               "replays": [],
                "processes": []} for host in plan.hosts}
     for link, direction, iface in shaped_directions(plan):
         schedule = direction_schedule(iface, base_dir, scenario.duration_s)
@@ -373,6 +374,9 @@ def run(lab: VmLab, scenario: Scenario, out_base: Path, log: IO[str] | None = No
     nodes = [NodeJob(host, job) for host, job in jobs.items()]
     started = time.time()
     with in_vm_namespace():
+        synced = time.monotonic()
+        sync_code(lab.ssh_config, list(jobs))  # the nodes run the driver's code, not an older copy
+        say(f"code synced in {time.monotonic() - synced:.1f} s")
         addresses = ssh_hostnames(lab.ssh_config.read_text())
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
@@ -385,12 +389,14 @@ def run(lab: VmLab, scenario: Scenario, out_base: Path, log: IO[str] | None = No
                              f"sudo {VM_PYTHON} -m netlab.vagrant.node run {vm_dir}/job.json"),
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                     text=True, bufsize=1)
+            prepared = time.monotonic()
             for node in nodes:
                 assert node.proc is not None
-                node.clock_port = int(_read_word(node.proc, "clock", node.host, 60).split()[1])
+                node.clock_port = int(_read_word(node.proc, "clock", node.host, 240).split()[1])
                 node.model = _clock_model(sock, addresses[node.host], node.clock_port)
                 say(f"clock {node.host}: offset {node.model.before.offset_ns / 1e9:.3f} s "
                     f"± {node.model.uncertainty_ns / 1e6:.3f} ms")
+            say(f"endpoints imported and clocks measured in {time.monotonic() - prepared:.1f} s")
             replayers = max(len(node.job["replays"]) for node in nodes)
             t0 = time.monotonic_ns() + int((START_LEAD_S + START_LEAD_PER_REPLAYER_S * replayers)
                                            * 1e9)
@@ -429,6 +435,31 @@ def run(lab: VmLab, scenario: Scenario, out_base: Path, log: IO[str] | None = No
     return _results(lab, scenario, run_dir, flows, models, t0, end_ns, started)
 
 
+CODE_PACKAGES = ("netlab", "shaping", "endpoints")
+
+
+def sync_code(config: Path, hosts: list[str]) -> None:
+    """The three packages' sources into each VM's /netlab, over SSH in parallel.
+
+    ``vagrant rsync`` does the same for the whole project but took minutes
+    under QEMU TCG (vagrant's start-up and a checksum pass over every file
+    per VM); the packages are under 2 MB.
+    """
+    root = project_root()
+    argv = ["tar", "-C", str(root), "--exclude=__pycache__", "-cf", "-", *CODE_PACKAGES]
+    archive = subprocess.run(argv, capture_output=True, check=True).stdout
+    procs = {host: subprocess.Popen(
+        ssh_argv(config, host, "sudo tar -C /netlab -xf - && sudo chown -R vagrant: /netlab"),
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for host in hosts}
+    for host, proc in procs.items():
+        _, err = proc.communicate(archive, timeout=120)
+        if proc.returncode != 0:
+            raise NetlabError(f"copying netlab's code to VM {host} failed: {err.decode()[-300:]}",
+                              where=f"VM {host}:/netlab", fix="check the VM is up ('netlab "
+                              "vagrant status') and its disk has room")
+
+
 def _gather(config: Path, host: str, vm_dir: str, run_dir: Path) -> None:
     """The VM's run folder, by tar over SSH, into the run directory."""
     proc = subprocess.Popen(ssh_argv(config, host, f"sudo tar -C {shlex.quote(vm_dir)} "
@@ -455,7 +486,8 @@ def _results(lab: VmLab, scenario: Scenario, run_dir: Path, flows: list[FlowProc
     base_dir = scenario.source.parent if scenario.source else None
     fidelity = collect_fidelity(lab.plan, probes=[], replay_logs=replay_logs, user_links={},
                                 start_ns=t0, base_dir=base_dir)
-    flow_entries = flow_results(flows, lab.plan, run_dir, start_ns=t0, end_ns=end_ns)
+    flow_entries = flow_results(flows, lab.plan, run_dir, start_ns=t0, end_ns=end_ns,
+                                base_dir=base_dir)
     results = build_results(scenario, "kernel", flow_entries, fidelity, started=started,
                             ended=time.time())
     kernels = {node.get("kernel") for node in lab.nodes.values()}

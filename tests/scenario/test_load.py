@@ -144,7 +144,7 @@ def test_flows_defaults_and_options() -> None:
     assert (rtc.id, rtc.src, rtc.dst, rtc.start_s, rtc.stop_s) == ("rtc-0", "alice", "bob", 0, None)
     assert rtc.options == {"estimator": Estimator("gcc")}
     assert tcp.id == "tcp-1" and (tcp.start_s, tcp.stop_s) == (5.0, 20.0)
-    assert tcp.options == {"cc": "cubic", "rate": 3_000_000}
+    assert tcp.options == {"cc": "cubic", "rate": 3_000_000, "rate_control": "kernel"}
     assert fixed.options == {"estimator": Estimator("fixed", rate_bps=1_500_000),
                              "max_rate": 4_000_000}
     assert str(fixed.options["estimator"]) == "fixed:1.5Mbit"

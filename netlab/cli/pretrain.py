@@ -1,0 +1,83 @@
+"""``netlab pretrain``: train a policy with PPO in the fast simulator, on bundled traces."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from netlab.cli.sim import add_sim_arguments, base_shape, parsed
+from netlab.units import parse_duration, parse_rate
+
+NAME = "pretrain"
+HELP = ("Train a policy with PPO in the simulator for a few minutes of CPU; writes the "
+        "checkpoint and a CSV of training curves, then compares it with OpenNetLab's "
+        "pretrained policy and a fixed estimate.")
+ONL_CHECKPOINT = Path(__file__).resolve().parents[2] / "models" / "opennetlab-pretrained.pth"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--traces", default="opennetlab/*,steps/*",
+                        help="comma-separated trace names or patterns (default "
+                             "'opennetlab/*,steps/*')")
+    parser.add_argument("--minutes", type=float, default=3.0,
+                        help="wall-clock training budget (default 3)")
+    parser.add_argument("--out", type=Path, default=Path("models/baseline.pth"),
+                        help="checkpoint to write (curves go beside it as .csv)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--start", default=None,
+                        help="checkpoint to start from (default: a fresh OpenNetLab-shaped "
+                             "policy)")
+    parser.add_argument("--episode", default="30s", help="simulated length of one episode")
+    parser.add_argument("--batch", type=int, default=1024, help="steps per PPO update")
+    parser.add_argument("--fixed-rate", default="1Mbit",
+                        help="the fixed estimate compared against (default 1Mbit)")
+    add_sim_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from netlab.agent.checkpoints import load_policy
+    from netlab.agent.policies.base import Policy
+    from netlab.learning.pretrain import PretrainConfig, pretrain
+
+    console = Console(stderr=True)
+    config = PretrainConfig(
+        traces=tuple(p.strip() for p in args.traces.split(",") if p.strip()),
+        minutes=args.minutes, seed=args.seed,
+        step_s=parsed(parse_duration, args.step, "--step"),
+        episode_s=parsed(parse_duration, args.episode, "--episode"),
+        batch_steps=args.batch, start=args.start,
+        fixed_rate_bps=float(parsed(parse_rate, args.fixed_rate, "--fixed-rate")))
+    shape = base_shape(args)
+    baselines: dict[str, Policy | float] = {f"fixed {args.fixed_rate}": config.fixed_rate_bps}
+    if ONL_CHECKPOINT.is_file():
+        baselines = {"opennetlab-pretrained": load_policy(ONL_CHECKPOINT), **baselines}
+
+    def report(row: dict[str, float]) -> None:
+        console.print(f"update {int(row['update']):4d}  {row['wall_s']:6.1f} s  "
+                      f"sim {row['sim_s']:8.0f} s  reward {row['episode_reward']:.3f}  "
+                      f"policy {row['policy_loss']:+.4f}  value {row['value_loss']:.4f}  "
+                      f"kl {row['approx_kl']:.4f}  clip {row['clip_frac']:.2f}  "
+                      f"std {row['std']:.3f}")
+
+    console.print(f"pretraining for {args.minutes:g} min on {args.traces} "
+                  f"(seed {args.seed}, step {args.step})")
+    result = pretrain(replace(config), args.out, baselines=baselines, report=report,
+                      link=shape)
+    table = Table(title=f"{result.checkpoint}: {result.updates} updates, {result.steps} steps, "
+                        f"{result.sim_s:.0f} simulated s in {result.wall_s:.0f} s "
+                        f"(curves: {result.curves})")
+    for column in ("policy", "mean reward", "network score", "receive rate", "delay p95",
+                   "loss"):
+        table.add_column(column, justify="right" if column != "policy" else "left")
+    for name, row in result.evaluation.items():
+        table.add_row(name, f"{row['mean_reward']:.3f}", f"{row['network_score']:.2f}",
+                      f"{row['recv_rate_bps'] / 1e6:.3f} Mbit/s",
+                      f"{row['delay_p95_ms']:.1f} ms", f"{row['loss'] * 100:.2f} %")
+    Console(width=None if sys.stdout.isatty() else 120).print(table)
+    return 0

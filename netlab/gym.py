@@ -1,0 +1,322 @@
+"""A Gymnasium environment over the real lab: OpenNetLab bandwidth estimation.
+
+``reset()`` tears down the previous episode's lab, samples one environment
+from the set (Genet-style configs, :mod:`netlab.learning.scenario_set`),
+builds its lab and starts its RTC flow, whose receiver asks *this* process
+for every estimate: the environment itself serves the agent socket, so the
+action ``step(action)`` is given is the one the flow applies. ``step`` then
+waits, in real time, for the flow's next observation (one per receiver
+poll, 200 ms by default, as AlphaRTC polls) and returns it with the reward
+that came with it (OpenNetLab's ``rtc_env``: normalised receive rate −
+0.2 × loss, the outcome of this action).
+
+Steps are wall-clock: a step that returns after the flow's deadline is not
+applied (the flow keeps its last estimate, as it does with the agent), and
+``info`` says so: ``action_delay_ms`` (observation sent → action replied),
+``action_applied``, ``late_actions`` so far. Spaces are OpenNetLab's: the
+observation is their normalised 4-feature state (log receive rate, delay/1 s,
+loss, log last estimate), the action their sigmoid output in [0, 1]
+mapped to 10 kbit/s–8 Mbit/s on a log scale.
+
+Needs root (network namespaces), like every lab. ``gymnasium.make
+("netlab/LabRtc-v0", envs=[...])`` works once this module is imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import selectors
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, SupportsFloat
+
+import gymnasium
+import numpy as np
+import numpy.typing as npt
+from gymnasium import spaces
+
+from endpoints import agent_protocol as proto
+from netlab.agent.lab import RTC_POLICY_RECEIVER, AgentSet
+from netlab.agent.policies.opennetlab import ACTION, CONTRACT, OBS_SIZE, OBSERVATION
+from netlab.agent.policies.spec import ActionTransform, ObservationTransform
+from netlab.errors import NetlabError
+from netlab.learning.scenario_set import EnvConfig, scenario_for
+
+ENV_ID = "netlab/LabRtc-v0"
+DEFAULT_DEADLINE_S = 0.05
+FIRST_OBS_TIMEOUT_S = 30.0
+
+
+class _Abort(Exception):
+    """Raised from the flow runner's tick to end an episode early."""
+
+
+@dataclass
+class _Observation:
+    conn: socket.socket
+    frame: proto.Frame
+    received_ns: int
+
+
+@dataclass
+class DecisionServer:
+    """Serves the agent protocol on ``path`` for the flows of one episode:
+    HELLO is answered at once, every OBSERVE is queued for :meth:`next`."""
+
+    path: Path
+    observations: queue.Queue[_Observation] = field(default_factory=queue.Queue)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _listener: socket.socket | None = None
+
+    def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        listener.bind(str(self.path))
+        listener.listen(8)
+        listener.setblocking(False)
+        self._listener = listener
+        self._thread = threading.Thread(target=self._serve, name="netlab-gym", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        assert self._listener is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self._listener, selectors.EVENT_READ, None)
+        try:
+            while not self._stop.is_set():
+                for key, _ in selector.select(0.1):
+                    if key.data is None:
+                        with contextlib.suppress(BlockingIOError):
+                            conn, _ = self._listener.accept()
+                            selector.register(conn, selectors.EVENT_READ, conn)
+                        continue
+                    conn = key.data
+                    try:
+                        data = conn.recv(proto.MAX_FRAME + 1)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        selector.unregister(conn)
+                        conn.close()
+                        continue
+                    self._on_frame(conn, data)
+        finally:
+            for key in list(selector.get_map().values()):
+                key.fileobj.close()  # type: ignore[union-attr]
+            selector.close()
+
+    def _on_frame(self, conn: socket.socket, data: bytes) -> None:
+        try:
+            frame = proto.decode(data)
+        except proto.FrameError:
+            return
+        if frame.kind is proto.Kind.HELLO:
+            with contextlib.suppress(OSError):
+                conn.send(proto.encode(proto.Kind.HELLO_OK, frame.flow, 0, frame.t_ns,
+                                       [OBS_SIZE, 1], text=CONTRACT))
+        elif frame.kind is proto.Kind.OBSERVE:
+            self.observations.put(_Observation(conn, frame, time.monotonic_ns()))
+
+    @staticmethod
+    def reply(obs: _Observation, action_bps: float) -> int:
+        """Send the action for ``obs``; returns the reply's CLOCK_MONOTONIC ns."""
+        with contextlib.suppress(OSError):
+            obs.conn.send(proto.encode(proto.Kind.ACTION, obs.frame.flow, obs.frame.seq,
+                                       obs.frame.t_ns, [action_bps]))
+        return time.monotonic_ns()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+        if self._listener is not None:
+            self._listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+@dataclass
+class _EnvAgents(AgentSet):
+    """Points the policy flow at the environment's own decision server."""
+
+    socket_path: Path = Path()
+    deadline_s: float = DEFAULT_DEADLINE_S
+
+    def rtc_receiver(self, host: str, flow_index: int) -> tuple[str, str]:
+        deadline_us = max(1, round(self.deadline_s * 1e6))
+        return RTC_POLICY_RECEIVER, (f"policy:{self.socket_path}?deadline={deadline_us}us"
+                                     f"&fallback=keep&flow={flow_index + 1}")
+
+    def stop(self) -> list[dict[str, Any]]:
+        return []
+
+
+class LabRtcEnv(gymnasium.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
+    """See the module docstring. ``envs``: the set ``reset`` samples from."""
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's API)
+
+    def __init__(self, envs: list[EnvConfig] | None = None, *, lab: str = "ftgym",
+                 deadline_s: float = DEFAULT_DEADLINE_S, backend: str | None = None,
+                 work_dir: str | Path | None = None) -> None:
+        super().__init__()
+        self.envs = envs or [EnvConfig()]
+        self.lab_name = lab
+        self.deadline_s = deadline_s
+        self.backend = backend
+        self._tmp = tempfile.TemporaryDirectory(prefix="netlab-gym-") if work_dir is None \
+            else None
+        self.work_dir = Path(self._tmp.name if self._tmp is not None else str(work_dir))
+        self._obs_low = np.array([0, -1, 0, 0], dtype=np.float32)  # delay is relative
+        self._obs_high = np.ones(4, dtype=np.float32)
+        self.observation_space = spaces.Box(low=self._obs_low, high=self._obs_high,
+                                            dtype=np.float32)
+        self.action_space = spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
+        self._normalise = ObservationTransform(OBSERVATION, OBS_SIZE)
+        self._to_bps = ActionTransform(ACTION, 1)
+        self._episode = 0
+        self._lab: Any = None
+        self._server: DecisionServer | None = None
+        self._runner_thread: threading.Thread | None = None
+        self._abort = threading.Event()
+        self._pending: _Observation | None = None
+        self._last_obs = np.zeros(4, dtype=np.float32)
+        self._late = 0
+        self._steps = 0
+        self.current: EnvConfig | None = None
+        self.run_error: BaseException | None = None
+
+    # ---- episode lifecycle -------------------------------------------------------------
+
+    def _observation(self, frame: proto.Frame) -> npt.NDArray[np.float32]:
+        raw = frame.vector.reshape(1, -1).astype(np.float32)
+        obs = self._normalise.numpy(raw)[0]
+        clipped: npt.NDArray[np.float32] = np.clip(obs, self._obs_low, self._obs_high).astype(
+            np.float32)
+        return clipped
+
+    def _teardown(self) -> None:
+        self._abort.set()
+        if self._runner_thread is not None:
+            self._runner_thread.join(30)
+            self._runner_thread = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._lab is not None:
+            self._lab.down()
+            self._lab = None
+        self._pending = None
+
+    def _run_flows(self, runner: Any, duration_s: float) -> None:
+        def tick(_: float) -> None:
+            if self._abort.is_set():
+                raise _Abort
+
+        try:
+            runner.run(duration_s, tick)
+        except _Abort:
+            pass
+        except BaseException as exc:  # reported by the next step
+            self.run_error = exc
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[npt.NDArray[np.float32], dict[str, Any]]:
+        super().reset(seed=seed)
+        self._teardown()
+        from netlab.flows import FlowRunner
+        from netlab.lab import lifecycle
+        from netlab.results import new_run_dir
+
+        if options and "env" in options:
+            env = options["env"]
+            if not isinstance(env, EnvConfig):
+                raise NetlabError("options['env'] must be an EnvConfig", where="reset(options)",
+                                  fix="pass netlab.learning.scenario_set.EnvConfig(...)")
+        else:
+            env = self.envs[int(self.np_random.integers(len(self.envs)))]
+        self.current = env
+        self._episode += 1
+        directory = self.work_dir / f"episode-{self._episode}"
+        scenario = scenario_for(env, directory, lab=self.lab_name, estimator="policy",
+                                deadline_s=self.deadline_s)
+        self._lab = lifecycle.up(scenario, backend=self.backend)
+        server = DecisionServer(directory / "agent.sock")
+        server.start()
+        self._server = server
+        run_dir = new_run_dir(directory / "runs", scenario.name)
+        agents = _EnvAgents(run_dir, socket_path=server.path, deadline_s=self.deadline_s)
+        runner = FlowRunner(scenario, self._lab.plan, self._lab.journal, run_dir, agents)
+        self._abort.clear()
+        self.run_error = None
+        runner.start_receivers()
+        self._runner_thread = threading.Thread(
+            target=self._run_flows, args=(runner, scenario.duration_s), daemon=True)
+        self._runner_thread.start()
+        self._late = self._steps = 0
+        try:
+            first = server.observations.get(timeout=FIRST_OBS_TIMEOUT_S)
+        except queue.Empty:
+            self._teardown()
+            raise NetlabError("the flow sent no observation", where=str(directory),
+                              fix="see the receiver.out of the flow in the run directory"
+                              ) from None
+        self._pending = first
+        self._last_obs = self._observation(first.frame)
+        return self._last_obs.copy(), {"env": env.label, "run_dir": str(run_dir)}
+
+    def step(self, action: npt.NDArray[np.float32]
+             ) -> tuple[npt.NDArray[np.float32], SupportsFloat, bool, bool, dict[str, Any]]:
+        if self._server is None or self._pending is None:
+            raise NetlabError("step() before reset()", where="LabRtcEnv.step",
+                              fix="call reset() first (and again after truncation)")
+        value = float(np.clip(np.asarray(action, dtype=np.float32).reshape(-1)[0], 0.0, 1.0))
+        action_bps = float(self._to_bps(np.array([[value]]))[0, 0])
+        pending = self._pending
+        replied_ns = self._server.reply(pending, action_bps)
+        delay_ms = (replied_ns - pending.frame.t_ns) / 1e6
+        applied = delay_ms <= self.deadline_s * 1e3
+        self._late += 0 if applied else 1
+        self._steps += 1
+        info: dict[str, Any] = {"action_bps": action_bps, "action_delay_ms": delay_ms,
+                                "action_applied": applied, "late_actions": self._late,
+                                "steps": self._steps}
+        nxt = self._next_observation()
+        if nxt is None:
+            self._pending = None
+            if self.run_error is not None:
+                raise NetlabError(f"the episode's flow runner failed: {self.run_error}",
+                                  where="LabRtcEnv.step", fix="see the run directory")
+            return self._last_obs.copy(), 0.0, False, True, info
+        self._pending = nxt
+        self._last_obs = self._observation(nxt.frame)
+        info["wait_ms"] = (nxt.received_ns - replied_ns) / 1e6
+        return self._last_obs.copy(), float(nxt.frame.value), False, False, info
+
+    def _next_observation(self) -> _Observation | None:
+        assert self._server is not None
+        while True:
+            try:
+                return self._server.observations.get(timeout=0.25)
+            except queue.Empty:
+                if self._runner_thread is None or not self._runner_thread.is_alive():
+                    return None
+
+    def close(self) -> None:
+        self._teardown()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+        super().close()
+
+
+gymnasium.register(ENV_ID, entry_point="netlab.gym:LabRtcEnv", nondeterministic=True,
+                   disable_env_checker=True)

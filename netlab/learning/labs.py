@@ -1,0 +1,405 @@
+"""Episodes in real labs, K at a time on one machine.
+
+One episode is one run of one environment (:mod:`netlab.learning.scenario_set`):
+build the lab, start the receiver's agent (sampling actions when
+``explore``), run the RTC flow for the environment's duration, *drain the
+agent's transitions before it stops*, compute results (score, fidelity)
+and tear the lab down. It is :func:`netlab.session.run_session` with those
+hooks and without the live view.
+
+Each episode runs in its own process (``python -m netlab.learning.labs
+SPEC.json``): labs share nothing, the GIL does not serialise K of them, and
+a child is sent SIGTERM if the learner dies (``PR_SET_PDEATHSIG``), which
+tears its lab down. While episodes run, :class:`LabPool` can drain their
+agents and push new weights into them over the control sockets (what an
+asynchronous learner does); rows drained early plus the child's final drain
+are the episode's complete record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from netlab.agent.client import ControlClient
+from netlab.agent.transitions import from_npy, to_npy
+from netlab.errors import NetlabError
+from netlab.learning.scenario_set import EnvConfig, scenario_for
+
+EPISODE_FILE = "episode.json"
+SPEC_FILE = "spec.json"
+TRANSITIONS_FILE = "transitions.npy"
+CONTROL_FILE = "control.json"
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class EpisodeSpec:
+    """What one episode runs; JSON round-trips for the child process."""
+
+    env: EnvConfig
+    directory: str
+    lab: str = "ftlab"  # LabPool(lab_prefix=...) replaces it with a free slot's name
+    estimator: str = "policy"  # or a baseline: gcc
+    checkpoint: str | None = None
+    explore: bool = False
+    deadline_s: float = 0.02
+    fallback: str = "keep"
+    backend: str | None = None
+    plots: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["env"] = self.env.as_dict()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EpisodeSpec:
+        values = dict(data)
+        values["env"] = EnvConfig.from_dict(values["env"])
+        return cls(**values)
+
+
+@dataclass
+class EpisodeResult:
+    """What the learner and the evaluator read back from one episode."""
+
+    spec: EpisodeSpec
+    score: float | None = None  # OpenNetLab network score of the flow (0–70)
+    faithful: bool | None = None
+    run_dir: str | None = None
+    agent: dict[str, Any] | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
+    error: str | None = None
+    transitions: npt.NDArray[Any] | None = None  # not in episode.json (.npy beside it)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"spec": self.spec.to_json(), "score": self.score, "faithful": self.faithful,
+                "run_dir": self.run_dir, "agent": self.agent, "metrics": self.metrics,
+                "wall_s": self.wall_s, "error": self.error}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EpisodeResult:
+        return cls(EpisodeSpec.from_json(data["spec"]), data.get("score"),
+                   data.get("faithful"), data.get("run_dir"), data.get("agent"),
+                   data.get("metrics") or {}, float(data.get("wall_s", 0.0)), data.get("error"))
+
+
+def _flow_summary(results: dict[str, Any]) -> tuple[float | None, dict[str, Any]]:
+    for flow in results.get("flows", []):
+        if flow.get("kind") == "rtc":
+            metrics = flow.get("metrics", {})
+            score = flow.get("scores", {}).get("network")
+            keep = {k: metrics.get(k) for k in ("recv_rate_bps", "delay_p50_ms", "delay_p95_ms",
+                                                "loss")}
+            return (float(score) if score is not None else None), keep
+    return None, {}
+
+
+def run_episode(spec: EpisodeSpec) -> EpisodeResult:
+    """Run one episode in this process (the lab is down when this returns)."""
+    from netlab.agent.lab import start_agents
+    from netlab.fidelity import collect as collect_fidelity
+    from netlab.flow_results import flow_results
+    from netlab.flows import FlowRunner
+    from netlab.lab import lifecycle
+    from netlab.lab.replay import TraceReplays, start_kernel_replays
+    from netlab.plots import plot_run
+    from netlab.preflight import probe_kernel
+    from netlab.results import build_results, new_run_dir, write_results
+    from netlab.session import user_trace_epoch
+
+    t0 = time.monotonic()
+    directory = Path(spec.directory)
+    scenario = scenario_for(spec.env, directory, lab=spec.lab, estimator=spec.estimator,
+                            checkpoint=Path(spec.checkpoint) if spec.checkpoint else None,
+                            deadline_s=spec.deadline_s, fallback=spec.fallback)
+    lab = lifecycle.up(scenario, backend=spec.backend)
+    drained: list[npt.NDArray[Any]] = []
+    try:
+        started = time.time()
+        run_dir = new_run_dir(directory / "runs", scenario.name)
+        base_dir = scenario.source.parent if scenario.source else None
+        agents = start_agents(scenario, lab.plan, lab.journal, run_dir, explore=spec.explore)
+        controls = {host: str(a.control) for host, a in agents.agents.items()}
+        (directory / CONTROL_FILE).write_text(json.dumps(controls))
+        runner = FlowRunner(scenario, lab.plan, lab.journal, run_dir, agents)
+        replays = TraceReplays()
+        if lab.backend == "kernel":
+            replays = start_kernel_replays(
+                lab.plan, lab.journal, netem=probe_kernel().has_qdisc("netem"),
+                base_dir=base_dir, duration_s=scenario.duration_s)
+        start_ns = replays.start_ns or user_trace_epoch(lab) or time.monotonic_ns()
+        try:
+            runner.start_receivers()
+            runner.run(scenario.duration_s)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                (directory / CONTROL_FILE).unlink()
+            for agent in agents.agents.values():  # before stop: the buffer dies with it
+                if agent.proc.poll() is None:
+                    with contextlib.suppress(OSError, RuntimeError):
+                        drained.append(ControlClient(agent.control, timeout_s=10).drain())
+            replay_logs = replays.stop()
+            agent_results = agents.stop()
+        end_ns = time.monotonic_ns()
+        lab.shaping.stop()
+        fidelity = collect_fidelity(lab.plan, probes=[], replay_logs=replay_logs,
+                                    user_links=lab.shaping.user_links_seen, start_ns=start_ns,
+                                    base_dir=base_dir)
+        flows = flow_results(runner.flows, lab.plan, run_dir, start_ns=start_ns, end_ns=end_ns,
+                             base_dir=base_dir)
+        results = build_results(scenario, lab.backend, flows, fidelity, started=started,
+                                ended=time.time())
+        results["agents"] = agent_results
+        write_results(run_dir, results)
+        if spec.plots:
+            plot_run(run_dir)
+    finally:
+        lab.down()
+    score, metrics = _flow_summary(results)
+    agent_summary = None
+    if agent_results:
+        first = agent_results[0]
+        agent_summary = {k: first.get(k)
+                         for k in ("decisions", "misses", "fallback_s", "latency_us")}
+    rows = np.concatenate(drained) if drained else None
+    return EpisodeResult(spec, score, bool(fidelity.get("faithful")), str(run_dir), agent_summary,
+                         metrics, time.monotonic() - t0, None, rows)
+
+
+# ---- child process -----------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def child_main(spec_path: Path) -> int:
+    """``python -m netlab.learning.labs SPEC.json``: run, write episode.json (+ .npy)."""
+    from netlab.session import install_sigterm_handler
+
+    install_sigterm_handler()
+    spec = EpisodeSpec.from_json(json.loads(spec_path.read_text()))
+    directory = Path(spec.directory)
+    try:
+        result = run_episode(spec)
+    except (NetlabError, OSError, RuntimeError, ValueError) as exc:
+        text = exc.render() if isinstance(exc, NetlabError) else f"{type(exc).__name__}: {exc}"
+        result = EpisodeResult(spec, error=text)
+    if result.transitions is not None:
+        (directory / TRANSITIONS_FILE).write_bytes(to_npy(result.transitions))
+    tmp = directory / (EPISODE_FILE + ".tmp")
+    tmp.write_text(json.dumps(result.to_json(), indent=1))
+    tmp.replace(directory / EPISODE_FILE)
+    return 0 if result.error is None else 1
+
+
+def read_result(directory: Path) -> EpisodeResult | None:
+    path = directory / EPISODE_FILE
+    if not path.is_file():
+        return None
+    result = EpisodeResult.from_json(json.loads(path.read_text()))
+    npy = directory / TRANSITIONS_FILE
+    if npy.is_file():
+        result.transitions = from_npy(npy.read_bytes())
+    return result
+
+
+# ---- K in parallel -----------------------------------------------------------------
+
+
+@dataclass
+class _Running:
+    spec: EpisodeSpec
+    proc: subprocess.Popen[bytes]
+    early: list[npt.NDArray[Any]] = field(default_factory=list)
+
+
+Tick = Callable[["LabPool"], None]
+
+
+class EpisodePool(Protocol):
+    """What runs a round's episodes: :class:`LabPool` here, ``RayLabPool`` on a cluster."""
+
+    def run(self, specs: Sequence[EpisodeSpec], tick: Tick | None = None
+            ) -> list[EpisodeResult]: ...
+
+
+class LabPool:
+    """Runs episode specs, at most ``parallel`` at a time, each in its own process."""
+
+    def __init__(self, parallel: int, *, lab_prefix: str | None = None,
+                 poll_s: float = 0.5) -> None:
+        if parallel < 1:
+            raise NetlabError(f"parallel labs must be >= 1, got {parallel}", where="parallel",
+                              fix="give 1 or more")
+        if lab_prefix is not None and not (lab_prefix[:1].isalpha()
+                                           and len(lab_prefix) + len(str(parallel)) <= 12):
+            raise NetlabError(f"lab prefix {lab_prefix!r} does not make lab names",
+                              where="lab_prefix", fix="start with a letter, at most 10 chars")
+        self.parallel = parallel
+        self.lab_prefix = lab_prefix
+        self.poll_s = poll_s
+        self._running: list[_Running] = []
+
+    def _free_lab(self) -> str | None:
+        """A lab name no running episode uses (one per slot: ``<prefix><slot>``)."""
+        if self.lab_prefix is None:
+            return None
+        used = {r.spec.lab for r in self._running}
+        return next(f"{self.lab_prefix}{slot}" for slot in range(self.parallel + 1)
+                    if f"{self.lab_prefix}{slot}" not in used)
+
+    def controls(self) -> list[tuple[_Running, Path]]:
+        found = []
+        for run in self._running:
+            path = Path(run.spec.directory) / CONTROL_FILE
+            with contextlib.suppress(OSError, ValueError):
+                for control in json.loads(path.read_text()).values():
+                    found.append((run, Path(control)))
+        return found
+
+    def drain_running(self) -> int:
+        """Take the transitions the live agents hold now (kept for their episode)."""
+        count = 0
+        for run, control in self.controls():
+            with contextlib.suppress(OSError, RuntimeError):
+                rows = ControlClient(control, timeout_s=5).drain()
+                run.early.append(rows)
+                count += len(rows)
+        return count
+
+    def take_running(self) -> list[npt.NDArray[Any]]:
+        """Drain the live agents and hand the rows to the caller (a learner that
+        updates mid-episode); they are not kept for the episode's result."""
+        taken = []
+        for _, control in self.controls():
+            with contextlib.suppress(OSError, RuntimeError):
+                rows = ControlClient(control, timeout_s=5).drain()
+                if len(rows):
+                    taken.append(rows)
+        return taken
+
+    def push(self, checkpoint: Path) -> int:
+        """Hot-load ``checkpoint`` into every live agent; returns how many took it."""
+        loaded = 0
+        for _, control in self.controls():
+            with contextlib.suppress(OSError, RuntimeError):
+                ControlClient(control, timeout_s=10).load(checkpoint)
+                loaded += 1
+        return loaded
+
+    def _start(self, spec: EpisodeSpec) -> _Running:
+        lab = self._free_lab()
+        if lab is not None:
+            spec = replace(spec, lab=lab)
+        directory = Path(spec.directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in (EPISODE_FILE, TRANSITIONS_FILE, CONTROL_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (directory / stale).unlink()
+        spec_path = directory / SPEC_FILE
+        spec_path.write_text(json.dumps(spec.to_json(), indent=1))
+        with open(directory / "episode.out", "ab") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "netlab.learning.labs",
+                                     str(spec_path)], stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=out, preexec_fn=_die_with_parent, close_fds=True)
+        return _Running(spec, proc)
+
+    def run(self, specs: Sequence[EpisodeSpec], tick: Tick | None = None) -> list[EpisodeResult]:
+        """Every spec's result, in order; ``tick(pool)`` is called every poll."""
+        pending = list(specs)
+        results: dict[str, EpisodeResult] = {}
+        try:
+            while pending or self._running:
+                while pending and len(self._running) < self.parallel:
+                    self._running.append(self._start(pending.pop(0)))
+                time.sleep(self.poll_s)
+                if tick is not None:
+                    tick(self)
+                for run in [r for r in self._running if r.proc.poll() is not None]:
+                    self._running.remove(run)
+                    results[run.spec.directory] = self._collect(run)
+        finally:
+            self.stop()
+        return [results[s.directory] for s in specs]
+
+    def _collect(self, run: _Running) -> EpisodeResult:
+        directory = Path(run.spec.directory)
+        result = read_result(directory)
+        if result is None:
+            tail = ""
+            with contextlib.suppress(OSError):
+                tail = (directory / "episode.out").read_text(errors="replace")[-800:]
+            return EpisodeResult(run.spec, error=f"episode exited {run.proc.returncode} "
+                                                 f"without a result: {tail.strip()}")
+        parts = [*run.early, *([result.transitions] if result.transitions is not None else [])]
+        if parts:
+            result.transitions = np.concatenate(parts)
+        return result
+
+    def stop(self) -> None:
+        """SIGTERM every running episode (each tears its lab down), then reap."""
+        for run in self._running:
+            if run.proc.poll() is None:
+                run.proc.send_signal(signal.SIGTERM)
+        for run in self._running:
+            try:
+                run.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.kill(run.proc.pid, signal.SIGKILL)
+                run.proc.wait()
+        self._running.clear()
+
+
+def fidelity_passes(results: Sequence[EpisodeResult]) -> bool:
+    """Every episode ran, and every one's fidelity report says faithful."""
+    return bool(results) and all(r.error is None and r.faithful for r in results)
+
+
+def measure_parallel(candidates: Sequence[int], make_specs: Callable[[int], list[EpisodeSpec]],
+                     report: Callable[[int, list[EpisodeResult]], None] | None = None, *,
+                     lab_prefix: str = "ftk", trials: int = 2) -> int:
+    """The largest K in ``candidates`` (tried in increasing order) whose K
+    simultaneous episodes all keep their fidelity reports passing, ``trials``
+    times in a row (one lucky quiet moment is not a measurement); stops at
+    the first K that fails (more labs only add load). 1 if none passes."""
+    best = 1
+    for k in sorted(candidates):
+        passed = True
+        for _ in range(trials):
+            results = LabPool(k, lab_prefix=lab_prefix).run(make_specs(k))
+            if report is not None:
+                report(k, results)
+            if not fidelity_passes(results):
+                passed = False
+                break
+        if not passed:
+            break
+        best = k
+    return best
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print("usage: python -m netlab.learning.labs SPEC.json", file=sys.stderr)
+        sys.exit(2)
+    _die_with_parent()
+    sys.exit(child_main(Path(sys.argv[1])))
