@@ -67,7 +67,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         module = _load(module_name)
         if module is None:
             continue
-        command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        text = module.HELP.replace("%", "%%")  # argparse formats help strings with %
+        command = sub.add_parser(module.NAME, help=text, description=text)
         module.configure(command)
         command.set_defaults(handler=module.run)
     return parser

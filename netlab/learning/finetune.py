@@ -307,6 +307,7 @@ class Finetuner:
             for r in results:
                 if r.error is not None:
                     self.log(f"[yellow]episode failed[/yellow]: {r.error[:300]}")
+            used_parallel = self.parallel
             unfaithful = sum(r.error is None and not r.faithful for r in results)
             if unfaithful and self.parallel > 1:
                 # Fidelity failed under this load: fewer labs at a time from now on.
@@ -334,7 +335,7 @@ class Finetuner:
                 "faithful": sum(bool(r.faithful) for r in results),
                 "mean_score": statistics.fmean(scores) if scores else math.nan,
                 "agent_misses": sum(int((r.agent or {}).get("misses") or 0) for r in results),
-                "parallel": self.parallel, "curriculum_added": "", **stats}
+                "parallel": used_parallel, "curriculum_added": "", **stats}
             added = self._curriculum(learner, checkpoint)
             if added is not None:
                 row["curriculum_added"] = added.label
@@ -434,7 +435,7 @@ def _read_progress(path: Path) -> list[dict[str, Any]]:
                     row[key] = int(value)
                 except (TypeError, ValueError):
                     try:
-                        row[key] = float(value) if value not in ("", None) else math.nan
+                        row[key] = float(value) if value not in ("", None) else ""
                     except ValueError:
                         row[key] = value
             rows.append(row)
@@ -454,7 +455,8 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
     fig, axes = plt.subplots(2, 3, figsize=(11, 5.5))
     rounds = [float(r["round"]) for r in rows]
     for ax, (key, title) in zip(axes.flat, panels, strict=True):
-        values = [float(r.get(key, math.nan)) for r in rows]
+        values = [float(r[key]) if isinstance(r.get(key), int | float) else math.nan
+                  for r in rows]
         ax.plot(rounds, values, marker="o", markersize=3)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("round", fontsize=8)

@@ -536,6 +536,8 @@ def down_all() -> list[str]:
         with in_vm_namespace():
             removed += infra.purge_libvirt()
         removed += infra.stop()
+    if root.exists() and not any(root.iterdir()):
+        root.rmdir()
     return removed
 
 
