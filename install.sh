@@ -17,6 +17,6 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 # torch first, pinned: 2.13.0 is the CPU wheel; an unpinned torch pulls CUDA.
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[test,learn]"
 ln -sf "$PWD/.venv/bin/netlab" /usr/local/bin/netlab
 echo "netlab installed: $(.venv/bin/netlab --version)"
