@@ -159,8 +159,16 @@ class Counter:
                 continue
             self.got.append((int.from_bytes(data[:4], "big"), time.monotonic_ns(), len(data)))
 
-    def close(self) -> None:
-        time.sleep(0.3)
+    def close(self, quiet_s: float = 0.3, limit_s: float = 5.0) -> None:
+        """Stop once nothing has arrived for ``quiet_s``: a backlogged link
+        is still draining its queue when the sender finishes."""
+        deadline = time.monotonic() + limit_s
+        time.sleep(quiet_s)
+        while time.monotonic() < deadline:
+            last = self.got[-1][1] if self.got else 0
+            if time.monotonic_ns() - last > quiet_s * 1e9:
+                break
+            time.sleep(0.05)
         self.stop = True
         self.thread.join()
         self.sock.close()
