@@ -1,28 +1,15 @@
 """Errors raised by the RTC library.
 
-``endpoints`` must not import ``netlab``, so these mirror ``NetlabError``'s
-what/where/fix shape; the lab wraps them for the CLI.
+They share the what/where/fix shape of :class:`endpoints.errors.EndpointError`.
 """
 
 from __future__ import annotations
 
+from endpoints.errors import EndpointError
 
-class RtcError(Exception):
-    """An error that says what went wrong, where, and how to fix it."""
 
-    def __init__(self, what: str, *, where: str | None = None, fix: str | None = None) -> None:
-        super().__init__(what)
-        self.what = what
-        self.where = where
-        self.fix = fix
-
-    def __str__(self) -> str:
-        parts = [self.what]
-        if self.where:
-            parts.append(f"where: {self.where}")
-        if self.fix:
-            parts.append(f"fix: {self.fix}")
-        return "; ".join(parts)
+class RtcError(EndpointError):
+    """An error of this package, with what, where and the fix."""
 
 
 class PacketError(RtcError, ValueError):
