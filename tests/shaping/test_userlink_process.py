@@ -204,8 +204,10 @@ def test_echo_rtt_is_the_two_delays(pair: Pair) -> None:
     handle = pair.start(DirectionConfig(LinkShape(delay_s=0.020)))
     rtts = sorted(ping_rtts_ms(pair, 40, 0.02))
     assert rtts[0] >= 40.0  # never early
-    assert rtts[len(rtts) // 2] - 40.0 < 0.6  # measured ~0.2 ms
-    assert rtts[int(len(rtts) * 0.9)] - 40.0 < 2.0
+    # ~0.2 ms measured when idle; the bound is loose because the echo's own
+    # Python timestamps ride along (the link's precision is bench/userlink.py's)
+    assert rtts[len(rtts) // 2] - 40.0 < 2.0
+    assert rtts[int(len(rtts) * 0.9)] - 40.0 < 5.0
     handle.stop()  # flushes the logs
     log = read_packet_log(handle.log_paths()["a_to_b"])
     sent = log[log["reason"] == REASON_DELIVERED]
