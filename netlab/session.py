@@ -10,13 +10,15 @@ import ipaddress
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from netlab.agent.lab import start_agents
+from netlab.agent.lab import AgentSet, start_agents
 from netlab.fidelity import collect as collect_fidelity
 from netlab.flow_results import fairness_by_link, flow_results
 from netlab.flows import FlowRunner
@@ -27,6 +29,7 @@ from netlab.preflight import probe_kernel
 from netlab.probes.links import ProbeMeasurement, probe_flow_results, probe_links
 from netlab.results import build_results, new_run_dir, print_summary, write_results
 from netlab.scenario.model import Scenario
+from shaping.replay.log import ReplayLog
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> None:
@@ -53,25 +56,15 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
         console.print(f"[green]up[/green] {lab.name}: {len(lab.plan.hosts)} hosts, "
                       f"{len(lab.plan.links)} links, {lab.backend} shaping, subnet "
                       f"{lab.plan.subnet} ({time.monotonic() - built:.2f} s)")
-        started = time.time()
-        run_dir = new_run_dir(out_base, scenario.name)
-        base_dir = scenario.source.parent if scenario.source else None
-        agents = start_agents(scenario, lab.plan, lab.journal, run_dir)
-        runner = FlowRunner(scenario, lab.plan, lab.journal, run_dir, agents)
-        replays = TraceReplays()
-        if lab.backend == "kernel":
-            replays = start_kernel_replays(
-                lab.plan, lab.journal, netem=probe_kernel().has_qdisc("netem"),
-                base_dir=base_dir, duration_s=scenario.duration_s)
-        start_ns = replays.start_ns or user_trace_epoch(lab) or time.monotonic_ns()
+        run = start_run(scenario, lab, new_run_dir(out_base, scenario.name))
         measurements: list[ProbeMeasurement] = []
         try:
-            if runner.flows:
-                runner.start_receivers()
-                with LiveView(live_flows(runner), scenario.duration_s, console=console,
+            if run.runner.flows:
+                run.runner.start_receivers()
+                with LiveView(live_flows(run.runner), scenario.duration_s, console=console,
                               quiet=quiet, title=scenario.name, backend=lab.backend,
                               start_monotonic=time.monotonic(), summary=False):
-                    runner.run(scenario.duration_s)
+                    run.runner.run(scenario.duration_s)
             else:
                 with Progress(TextColumn("{task.description}"), BarColumn(),
                               TimeRemainingColumn(), console=console, transient=True,
@@ -81,24 +74,10 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
                         lab.plan, scenario.duration_s,
                         progress=lambda what, done: progress.update(
                             task, completed=done, description=f"probing {what}"))
-
         finally:
-            replay_logs = replays.stop()
-            agent_results = agents.stop()  # after the flows: their clients wrote summaries
-        end_ns = time.monotonic_ns()
-        if not keep_up:
-            lab.shaping.stop()  # user-space links flush their logs on exit
-        fidelity = collect_fidelity(lab.plan, probes=measurements, replay_logs=replay_logs,
-                                    user_links=lab.shaping.user_links_seen, start_ns=start_ns,
-                                    base_dir=base_dir)
-        flows = probe_flow_results(measurements) + flow_results(
-            runner.flows, lab.plan, run_dir, start_ns=start_ns, end_ns=end_ns,
-            base_dir=base_dir)
-        results = build_results(scenario, lab.backend, flows, fidelity, started=started,
-                                ended=time.time())
-        results["fairness"] = fairness_by_link(flows, lab.plan)
-        results["agents"] = agent_results
-        write_results(run_dir, results)
+            run.stop()
+        results = run.results(measurements, stop_links=not keep_up)
+        run_dir = run.run_dir
         from netlab.plots import plot_run  # matplotlib only once there is something to plot
 
         plot_run(run_dir)
@@ -114,6 +93,72 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
             lab.shaping.release()
             console.print(f"lab {lab.name} stays up: 'netlab exec {lab.name} HOST -- CMD', "
                           f"'netlab check {lab.name}', then 'netlab down {lab.name}'")
+
+
+@dataclass
+class ActiveRun:
+    """One run of a built lab: agents, flow processes and trace replays,
+    started together on one clock; ``stop`` then ``results`` collect it.
+
+    ``netlab up``/``run`` and the learners' episodes share this, so a run's
+    results mean the same thing wherever it was started from.
+    """
+
+    scenario: Scenario
+    lab: lifecycle.Lab
+    run_dir: Path
+    agents: AgentSet
+    runner: FlowRunner
+    replays: TraceReplays
+    start_ns: int
+    started: float
+    replay_logs: dict[tuple[str, str], ReplayLog] = field(default_factory=dict)
+    agent_results: list[dict[str, Any]] = field(default_factory=list)
+    end_ns: int = 0
+
+    @property
+    def base_dir(self) -> Path | None:
+        return self.scenario.source.parent if self.scenario.source else None
+
+    def stop(self) -> None:
+        """Stop replays and agents (after the flows: their clients wrote summaries)."""
+        self.replay_logs = self.replays.stop()
+        self.agent_results = self.agents.stop()
+        self.end_ns = time.monotonic_ns()
+
+    def results(self, probes: list[ProbeMeasurement], *, stop_links: bool) -> dict[str, Any]:
+        """Fidelity, per-flow metrics and agents, written to the run directory."""
+        lab = self.lab
+        if stop_links:
+            lab.shaping.stop()  # user-space links flush their logs on exit
+        fidelity = collect_fidelity(lab.plan, probes=probes, replay_logs=self.replay_logs,
+                                    user_links=lab.shaping.user_links_seen,
+                                    start_ns=self.start_ns, base_dir=self.base_dir)
+        flows = probe_flow_results(probes) + flow_results(
+            self.runner.flows, lab.plan, self.run_dir, start_ns=self.start_ns,
+            end_ns=self.end_ns, base_dir=self.base_dir)
+        results = build_results(self.scenario, lab.backend, flows, fidelity,
+                                started=self.started, ended=time.time())
+        results["fairness"] = fairness_by_link(flows, lab.plan)
+        results["agents"] = self.agent_results
+        write_results(self.run_dir, results)
+        return results
+
+
+def start_run(scenario: Scenario, lab: lifecycle.Lab, run_dir: Path, *,
+              explore: bool = False) -> ActiveRun:
+    """Agents first, then the flow runner, then the replays' shared start."""
+    started = time.time()
+    base_dir = scenario.source.parent if scenario.source else None
+    agents = start_agents(scenario, lab.plan, lab.journal, run_dir, explore=explore)
+    runner = FlowRunner(scenario, lab.plan, lab.journal, run_dir, agents)
+    replays = TraceReplays()
+    if lab.backend == "kernel":
+        replays = start_kernel_replays(
+            lab.plan, lab.journal, netem=probe_kernel().has_qdisc("netem"),
+            base_dir=base_dir, duration_s=scenario.duration_s)
+    start_ns = replays.start_ns or user_trace_epoch(lab) or time.monotonic_ns()
+    return ActiveRun(scenario, lab, run_dir, agents, runner, replays, start_ns, started)
 
 
 def live_flows(runner: FlowRunner) -> list[LiveFlow]:

@@ -112,16 +112,10 @@ def _flow_summary(results: dict[str, Any]) -> tuple[float | None, dict[str, Any]
 
 def run_episode(spec: EpisodeSpec) -> EpisodeResult:
     """Run one episode in this process (the lab is down when this returns)."""
-    from netlab.agent.lab import start_agents
-    from netlab.fidelity import collect as collect_fidelity
-    from netlab.flow_results import flow_results
-    from netlab.flows import FlowRunner
     from netlab.lab import lifecycle
-    from netlab.lab.replay import TraceReplays, start_kernel_replays
     from netlab.plots import plot_run
-    from netlab.preflight import probe_kernel
-    from netlab.results import build_results, new_run_dir, write_results
-    from netlab.session import user_trace_epoch
+    from netlab.results import new_run_dir
+    from netlab.session import start_run
 
     t0 = time.monotonic()
     directory = Path(spec.directory)
@@ -131,42 +125,25 @@ def run_episode(spec: EpisodeSpec) -> EpisodeResult:
     lab = lifecycle.up(scenario, backend=spec.backend)
     drained: list[npt.NDArray[Any]] = []
     try:
-        started = time.time()
-        run_dir = new_run_dir(directory / "runs", scenario.name)
-        base_dir = scenario.source.parent if scenario.source else None
-        agents = start_agents(scenario, lab.plan, lab.journal, run_dir, explore=spec.explore)
-        controls = {host: str(a.control) for host, a in agents.agents.items()}
+        run = start_run(scenario, lab, new_run_dir(directory / "runs", scenario.name),
+                        explore=spec.explore)
+        run_dir = run.run_dir
+        controls = {host: str(a.control) for host, a in run.agents.agents.items()}
         (directory / CONTROL_FILE).write_text(json.dumps(controls))
-        runner = FlowRunner(scenario, lab.plan, lab.journal, run_dir, agents)
-        replays = TraceReplays()
-        if lab.backend == "kernel":
-            replays = start_kernel_replays(
-                lab.plan, lab.journal, netem=probe_kernel().has_qdisc("netem"),
-                base_dir=base_dir, duration_s=scenario.duration_s)
-        start_ns = replays.start_ns or user_trace_epoch(lab) or time.monotonic_ns()
         try:
-            runner.start_receivers()
-            runner.run(scenario.duration_s)
+            run.runner.start_receivers()
+            run.runner.run(scenario.duration_s)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 (directory / CONTROL_FILE).unlink()
-            for agent in agents.agents.values():  # before stop: the buffer dies with it
+            for agent in run.agents.agents.values():  # before stop: the buffer dies with it
                 if agent.proc.poll() is None:
                     with contextlib.suppress(OSError, RuntimeError):
                         drained.append(ControlClient(agent.control, timeout_s=10).drain())
-            replay_logs = replays.stop()
-            agent_results = agents.stop()
-        end_ns = time.monotonic_ns()
-        lab.shaping.stop()
-        fidelity = collect_fidelity(lab.plan, probes=[], replay_logs=replay_logs,
-                                    user_links=lab.shaping.user_links_seen, start_ns=start_ns,
-                                    base_dir=base_dir)
-        flows = flow_results(runner.flows, lab.plan, run_dir, start_ns=start_ns, end_ns=end_ns,
-                             base_dir=base_dir)
-        results = build_results(scenario, lab.backend, flows, fidelity, started=started,
-                                ended=time.time())
-        results["agents"] = agent_results
-        write_results(run_dir, results)
+            run.stop()
+        results = run.results([], stop_links=True)
+        agent_results = run.agent_results
+        fidelity = results["fidelity"]
         if spec.plots:
             plot_run(run_dir)
     finally:
