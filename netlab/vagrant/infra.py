@@ -29,6 +29,7 @@ from pathlib import Path
 from netlab import paths
 from netlab.errors import NetlabError
 from netlab.lab import netns
+from netlab.lab.state import pid_alive
 
 DEFAULT_NAMESPACE = "nl-vagrant"
 LIBVIRT_URI = "qemu:///system"
@@ -65,22 +66,12 @@ class InfraState:
             return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _pid_from(pidfile: Path) -> int | None:
     try:
         pid = int(pidfile.read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _pid_alive(pid) else None
+    return pid if pid_alive(pid) else None
 
 
 def _net_namespace_inode(pid: int) -> int | None:
@@ -220,13 +211,13 @@ def stop() -> list[str]:
     removed = []
     for daemon in ("libvirtd", "virtlogd"):
         pid = state.daemons.get(daemon)
-        if pid is None or not _pid_alive(pid):
+        if pid is None or not pid_alive(pid):
             continue
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
         removed.append(f"{daemon} pid {pid}")
     if state.created_namespace and netns.exists(state.namespace):
