@@ -19,7 +19,6 @@ from netlab.lab.plan import LabPlan
 from netlab.lab.state import StateJournal
 from netlab.preflight import KernelCapabilities
 from netlab.scenario.model import Direction
-from shaping.replay import build_schedule
 from shaping.spec import LinkShape
 from shaping.traces import load_trace
 
@@ -121,22 +120,14 @@ def describe_shaping(plan: LabPlan, backend: Backend, caps: KernelCapabilities) 
 
 
 def user_direction(direction: Direction, base_dir: Path | None, seed: int) -> Any:
-    """The user-space link's config for one direction: Mahimahi traces keep
-    their exact delivery opportunities; other traces become a schedule of
-    shapes (the same one the kernel replayer would apply, without binning)."""
+    """The user-space link's config for one direction of the scenario."""
     from shaping.userlink import DirectionConfig
+    from shaping.userlink.config import traced_direction
 
     if direction.trace is None:
         return DirectionConfig(shape=direction.shape, seed=seed)
-    trace = load_trace(direction.trace, base_dir=base_dir)
-    if trace.opportunities_ms is not None and direction.trace_loop is not False:
-        return DirectionConfig(shape=direction.shape, opportunities_ms=trace.opportunities_ms,
-                               seed=seed)  # Mahimahi's own semantics: exact, looping
-    schedule = build_schedule(trace, direction.shape, loop=direction.trace_loop)
-    return DirectionConfig(
-        shape=schedule.changes[0].shape,
-        schedule=tuple((c.t_s, c.shape) for c in schedule.changes),
-        loop_s=schedule.period_s if schedule.loop else None, seed=seed)
+    return traced_direction(load_trace(direction.trace, base_dir=base_dir), direction.shape,
+                            seed=seed, loop=direction.trace_loop)
 
 
 def shape_lab(shaping: LinkShaping, plan: LabPlan, journal: StateJournal,

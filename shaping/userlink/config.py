@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shaping.spec import LinkShape, QueueLimit
+from shaping.traces import Trace
 
 DirectionName = Literal["a_to_b", "b_to_a"]
 DIRECTIONS: tuple[DirectionName, DirectionName] = ("a_to_b", "b_to_a")
@@ -183,3 +184,23 @@ def spec_from_json(text: str) -> UserLinkSpec:
         run_dir=Path(data["run_dir"]),
         extra=dict(data.get("extra", {})),
     )
+
+
+def traced_direction(trace: Trace, base: LinkShape, *, seed: int,
+                     loop: bool | None = None) -> DirectionConfig:
+    """A direction replaying ``trace`` over the static ``base`` shape.
+
+    Mahimahi traces keep their exact delivery opportunities (they loop, as
+    mm-link does); other traces, or a Mahimahi trace asked to stop at its
+    end, become the replayer's schedule of shapes, unbinned.  The lab and the
+    simulator both build their links with this one rule.
+    """
+    from shaping.replay import build_schedule  # replay imports tc; only needed here
+
+    if trace.opportunities_ms is not None and loop is not False:
+        return DirectionConfig(shape=base, opportunities_ms=trace.opportunities_ms, seed=seed)
+    schedule = build_schedule(trace, base, loop=loop)
+    return DirectionConfig(
+        shape=schedule.changes[0].shape,
+        schedule=tuple((c.t_s, c.shape) for c in schedule.changes),
+        loop_s=schedule.period_s if schedule.loop else None, seed=seed)

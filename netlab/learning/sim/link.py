@@ -3,20 +3,18 @@
 :class:`shaping.userlink.DirectionEngine` is pure (loss → droptail queue →
 token or Mahimahi-opportunity server → delay line, on a caller's clock), so
 the simulator runs the very code the user-space backend runs in a lab. A
-trace becomes its :class:`~shaping.userlink.DirectionConfig` the way
-``netlab.lab.shaping.user_direction`` makes it for a lab: Mahimahi traces
-keep their exact delivery opportunities, other traces become the replay
-schedule of shapes (``shaping.replay.build_schedule``).
+trace becomes its :class:`~shaping.userlink.DirectionConfig` by the same
+rule a lab uses (``shaping.userlink.config.traced_direction``).
 """
 
 from __future__ import annotations
 
 from collections import deque
 
-from shaping.replay import build_schedule
 from shaping.spec import LinkShape
 from shaping.traces import Trace
 from shaping.userlink import DirectionConfig, DirectionEngine
+from shaping.userlink.config import traced_direction
 from shaping.userlink.engine import REASON_NAMES
 
 #: IPv4 (20) + UDP (8) in front of every RTP packet on the wire.
@@ -25,14 +23,8 @@ IP_UDP_OVERHEAD = 28
 
 def bottleneck_config(trace: Trace, base: LinkShape, *, seed: int,
                       loop: bool | None = None) -> DirectionConfig:
-    """What ``user_direction`` builds for a traced direction (same rules)."""
-    if trace.opportunities_ms is not None and loop is not False:
-        return DirectionConfig(shape=base, opportunities_ms=trace.opportunities_ms, seed=seed)
-    schedule = build_schedule(trace, base, loop=loop)
-    return DirectionConfig(
-        shape=schedule.changes[0].shape,
-        schedule=tuple((c.t_s, c.shape) for c in schedule.changes),
-        loop_s=schedule.period_s if schedule.loop else None, seed=seed)
+    """What a lab's user-space link builds for a traced direction."""
+    return traced_direction(trace, base, seed=seed, loop=loop)
 
 
 class Bottleneck:
