@@ -368,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-seconds", type=float, default=20.0)
     parser.add_argument("--top-seconds", type=float, default=6.0)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--only", choices=sorted(LABS), default=None,
+                        help="part 1 with this estimator only")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("bench/endpoints.py builds labs: run it as root", file=sys.stderr)
@@ -376,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, Any] = {}
     try:
         if not args.skip_steps:
-            steps = [run_step_trace(name, work) for name in LABS]
+            steps = [run_step_trace(name, work) for name in LABS
+                     if args.only in (None, name)]
             print_steps(steps)
             figures["steps"] = [asdict(run) for run in steps]
         if not args.skip_cpu:

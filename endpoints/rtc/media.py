@@ -2,8 +2,14 @@
 
 Video: frames at a fixed rate whose sizes follow the target bitrate, with
 periodic key frames several times a P-frame, log-normal size noise and
-encoder lag (the encoder's rate moves to a new target over about a second,
-as real rate controllers do). Or frame sizes replayed from a file.
+encoder lag: the encoder's rate climbs to a higher target over about a
+second, as real rate controllers do, but falls to a lower one within a few
+frames, because an encoder that overshoots a lowered target raises its
+quantiser on the next frame and drops frames while its buffer is over
+budget (libvpx CBR with the ``rc_dropframe_thresh`` of 30 that libwebrtc's
+libvpx_vp8_encoder.cc sets; libwebrtc's own FrameDropper,
+modules/video_coding/utility/frame_dropper.cc). Or frame sizes replayed
+from a file.
 Audio: a constant-bitrate stream of 50 packets/s (Opus-like, 32-64 kbit/s).
 
 Time is injected (``now_us``); nothing here reads a clock or sleeps.
@@ -51,7 +57,7 @@ class VideoModel:
     def __init__(self, target_bps: float = 300_000, *, fps: float = 30.0,
                  key_frame_interval_s: float = 3.0, key_frame_ratio: float = 5.0,
                  size_noise_sigma: float = 0.2, encoder_lag_s: float = 1.0,
-                 min_frame_size: int = 50, seed: int | None = None,
+                 encoder_down_lag_s: float = 0.1, min_frame_size: int = 50, seed: int | None = None,
                  start_us: int = 0) -> None:
         if fps <= 0:
             raise ValueError("fps must be positive")
@@ -63,8 +69,10 @@ class VideoModel:
         self.key_frame_ratio = key_frame_ratio
         self.size_noise_sigma = size_noise_sigma
         # The rate follows the target as a first-order lag; three time constants
-        # (95 %) take ``encoder_lag_s``.
+        # (95 %) take ``encoder_lag_s`` going up, ``encoder_down_lag_s`` going down.
         self.lag_time_constant_s = encoder_lag_s / 3 if encoder_lag_s > 0 else 0.0
+        self.down_lag_time_constant_s = (encoder_down_lag_s / 3 if encoder_down_lag_s > 0
+                                         else 0.0)
         self.min_frame_size = min_frame_size
         self.target_bps = float(target_bps)
         self.encoder_bps = float(target_bps)
@@ -76,16 +84,19 @@ class VideoModel:
     def set_target(self, bitrate_bps: float, now_us: int) -> None:
         self._advance_rate(now_us)
         self.target_bps = max(0.0, float(bitrate_bps))
-        if self.lag_time_constant_s == 0:
+        rising = self.target_bps >= self.encoder_bps
+        if (self.lag_time_constant_s if rising else self.down_lag_time_constant_s) == 0:
             self.encoder_bps = self.target_bps
 
     def _advance_rate(self, now_us: int) -> None:
         dt = max(0, now_us - self._last_rate_update_us) / 1e6
         self._last_rate_update_us = max(self._last_rate_update_us, now_us)
-        if self.lag_time_constant_s == 0:
+        tau = (self.lag_time_constant_s if self.target_bps >= self.encoder_bps
+               else self.down_lag_time_constant_s)
+        if tau == 0:
             self.encoder_bps = self.target_bps
         else:
-            keep = math.exp(-dt / self.lag_time_constant_s)
+            keep = math.exp(-dt / tau)
             self.encoder_bps = self.target_bps + (self.encoder_bps - self.target_bps) * keep
 
     def next_frame_time_us(self) -> int:

@@ -13,7 +13,8 @@ and RTCP in (RFC 5761). Each turn of the loop:
    GCC (``--estimator gcc``; a REMB, if any, caps it as in libwebrtc), or
    the target simply follows REMB (``--estimator remb``); with GCC, probe
    clusters (3x and 6x the start rate at the start, further ones while the
-   results keep rising: :mod:`endpoints.rtc.gcc.probe_controller`) go out
+   results keep rising, and a periodic one at 2x every ``--probe-interval``
+   seconds without an overuse decrease: :mod:`endpoints.rtc.gcc.probe_controller`) go out
    paced at their rate, queued video first and padding packets (their own
    SSRC, payload type 97) for the rest, unless ``--no-probing``;
 4. logs (:mod:`endpoints.rtc.logs`), the 50 ms rate log and the 250 ms live
@@ -58,8 +59,9 @@ from endpoints.rtc.app_common import (
 from endpoints.rtc.clock import now_ns, stamp_payload
 from endpoints.rtc.errors import PacketError, RtcError
 from endpoints.rtc.gcc import BandwidthUsage, SendSideBwe
+from endpoints.rtc.gcc.probe_controller import DEFAULT_PERIODIC_PROBE_INTERVAL_MS
 from endpoints.rtc.live import LIVE_INTERVAL_NS, LiveWriter
-from endpoints.rtc.media import AudioModel, FrameSizeFile, VideoModel
+from endpoints.rtc.media import AUDIO_PACKETS_PER_SECOND, AudioModel, FrameSizeFile, VideoModel
 from endpoints.rtc.pacer import Pacer
 from endpoints.rtc.packetizer import AUDIO_PAYLOAD_TYPE, VIDEO_PAYLOAD_TYPE, Packetizer
 from endpoints.rtc.probing import ProbeCluster
@@ -78,6 +80,10 @@ from endpoints.rtc.twcc import FeedbackAdapter, PacketResult
 RATE_LOG_INTERVAL_NS = 50_000_000
 SENDER_REPORT_INTERVAL_NS = 1_000_000_000
 AUDIO_BPS = 32_000
+# Bytes each packet carries besides media: RTP header with the transport-seq and
+# abs-send-time extensions (24) + UDP (8) + IPv4 (20).
+PACKET_OVERHEAD_BYTES = 24 + 8 + 20
+AUDIO_WIRE_BPS = AUDIO_BPS + AUDIO_PACKETS_PER_SECOND * PACKET_OVERHEAD_BYTES * 8
 MAX_READS_PER_WAKE = 64
 NTP_UNIX_OFFSET_S = 2_208_988_800  # 1900-01-01 to 1970-01-01 (RFC 5905)
 PADDING_PAYLOAD_TYPE = 97  # the RTX payload type browsers pair with 96
@@ -102,6 +108,7 @@ class SenderConfig:
     audio: bool = True
     estimator: EstimatorMode = "gcc"
     probing: bool = True
+    probe_interval_s: float = DEFAULT_PERIODIC_PROBE_INTERVAL_MS / 1000
     log_dir: Path | None = None
     seed: int = 1
     cname: str = "sender@netlab"
@@ -156,7 +163,8 @@ class RtcSender:
         self.target_bps = self._clamp(config.start_bps)
         self.pacer = Pacer(self.target_bps)
         self.bwe = SendSideBwe(self.target_bps, min_bitrate_bps=config.min_bps,
-                               max_bitrate_bps=config.max_bps)
+                               max_bitrate_bps=config.max_bps,
+                               periodic_probe_interval_ms=config.probe_interval_s * 1000)
         self.adapter = FeedbackAdapter()
         self.remb_bps: float | None = None
         self.counters = SenderCounters()
@@ -178,9 +186,7 @@ class RtcSender:
         return min(self.config.max_bps, max(self.config.min_bps, bps))
 
     def _video_share(self, target_bps: float) -> float:
-        """Video gets the target minus the audio stream's fixed rate (as libwebrtc allocates)."""
-        audio = AUDIO_BPS if self.config.audio else 0
-        return max(self.config.min_bps / 2, target_bps - audio)
+        return video_share_bps(target_bps, audio=self.config.audio, min_bps=self.config.min_bps)
 
     def _set_target(self, bps: float, now_us: int) -> None:
         self.target_bps = self._clamp(bps)
@@ -457,6 +463,19 @@ class RtcSender:
                         "sender_rate": self.rate_log.records}})
 
 
+def video_share_bps(target_bps: float, *, audio: bool, min_bps: float) -> float:
+    """The video encoder's budget: the target less audio and every packet's overhead.
+
+    The estimate is a rate on the wire, so libwebrtc hands its encoders the
+    target minus the transport overhead rate (send-side BWE with overhead:
+    BitrateAllocator / VideoSendStreamImpl::OnBitrateUpdated); audio's share
+    (32 kbit/s Opus in 50 packets/s) is taken off first, headers included.
+    """
+    budget = target_bps - (AUDIO_WIRE_BPS if audio else 0)
+    budget *= MAX_PAYLOAD_SIZE / (MAX_PAYLOAD_SIZE + PACKET_OVERHEAD_BYTES)
+    return max(min_bps / 2, budget)
+
+
 # ---- command line ---------------------------------------------------------------------
 
 
@@ -487,6 +506,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-probing", action="store_true",
                         help="with gcc: send no probe clusters (initial and further "
                              "exponential probing are on by default, as in libwebrtc)")
+    parser.add_argument("--probe-interval", type=float,
+                        default=DEFAULT_PERIODIC_PROBE_INTERVAL_MS / 1000,
+                        help="with gcc: seconds between periodic probes at 2x the estimate "
+                             "when no overuse cut the rate (libwebrtc's ALR probe, run for "
+                             "every stream; default %(default)s; 0: none, as libwebrtc "
+                             "does for a camera stream)")
     parser.add_argument("--log-dir", default=None,
                         help="write logs, live.jsonl and sender_meta.json here")
     parser.add_argument("--seed", type=int, default=1, help="seed of SSRCs and frame sizes")
@@ -508,13 +533,16 @@ def config_from_args(args: argparse.Namespace,
         parser.error(f"--start-rate {args.start_rate:.0f} is outside --min-rate "
                      f"{args.min_rate:.0f} .. --max-rate {args.max_rate:.0f}; fix: pick a "
                      "start rate between them")
+    if args.probe_interval < 0:
+        parser.error(f"--probe-interval {args.probe_interval}: fix: seconds >= 0 "
+                     "(0 turns periodic probing off)")
     if not 0 < args.fps <= 240:
         parser.error(f"--fps {args.fps}: fix: a frame rate in (0, 240]")
     return SenderConfig(dest=dest, bind=bind, duration_s=args.duration,
                         start_bps=args.start_rate, min_bps=args.min_rate,
                         max_bps=args.max_rate, fps=args.fps, frames_file=args.frames_file,
                         audio=not args.no_audio, estimator=args.estimator,
-                        probing=not args.no_probing,
+                        probing=not args.no_probing, probe_interval_s=args.probe_interval,
                         log_dir=prepare_log_dir(args.log_dir), seed=args.seed)
 
 

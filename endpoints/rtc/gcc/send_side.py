@@ -8,7 +8,8 @@ min(Ad, As, REMB). Pure: the caller passes ``now_us``.
 
 Probing (libwebrtc's ProbeController + ProbeBitrateEstimator): the sender
 calls :meth:`SendSideBwe.start_probing` once, sends the clusters it returns
-(and those :meth:`take_probe_clusters` hands out later), and tells
+(and those :meth:`take_probe_clusters` hands out later: further and
+periodic probes), and tells
 :meth:`on_probe_sent` which transport sequence numbers carried which cluster.
 A probe result, when the detector is not overusing, becomes the delay-based
 estimate and the loss-based one (DelayBasedBwe::MaybeUpdateEstimate →
@@ -27,7 +28,10 @@ from endpoints.rtc.gcc.inter_arrival import InterArrival
 from endpoints.rtc.gcc.loss_based import LossBasedControl
 from endpoints.rtc.gcc.overuse_detector import BandwidthUsage
 from endpoints.rtc.gcc.probe_bitrate import ProbeBitrateEstimator
-from endpoints.rtc.gcc.probe_controller import ProbeController
+from endpoints.rtc.gcc.probe_controller import (
+    DEFAULT_PERIODIC_PROBE_INTERVAL_MS,
+    ProbeController,
+)
 from endpoints.rtc.gcc.trendline import TrendlineEstimator
 from endpoints.rtc.probing import ProbeCluster
 from endpoints.rtc.twcc import PacketResult
@@ -40,7 +44,8 @@ PROBE_MEMORY_PACKETS = 10_000  # forget probe packets this far behind the newest
 
 class SendSideBwe:
     def __init__(self, start_bitrate_bps: float = 300_000, *, min_bitrate_bps: float = 10_000,
-                 max_bitrate_bps: float = 30_000_000) -> None:
+                 max_bitrate_bps: float = 30_000_000,
+                 periodic_probe_interval_ms: float = DEFAULT_PERIODIC_PROBE_INTERVAL_MS) -> None:
         self.min_bitrate_bps = min_bitrate_bps
         self.max_bitrate_bps = max_bitrate_bps
         self.inter_arrival = InterArrival()
@@ -56,7 +61,8 @@ class SendSideBwe:
         self.target_bps = float(min(max(start_bitrate_bps, min_bitrate_bps), max_bitrate_bps))
         self.packets_reported = 0
         self.packets_lost = 0
-        self.probe_controller = ProbeController(max_bitrate_bps)
+        self.probe_controller = ProbeController(
+            max_bitrate_bps, periodic_interval_ms=periodic_probe_interval_ms)
         self.probe_estimator = ProbeBitrateEstimator()
         self._probe_of: dict[int, ProbeCluster] = {}  # transport seq → its cluster
         self._pending_clusters: list[ProbeCluster] = []
@@ -148,14 +154,24 @@ class SendSideBwe:
                                       result.arrival_time_us / 1000)
         probe_bps = self.probe_estimator.fetch_and_reset()
         if probe_bps is not None and self.trendline.state is not BandwidthUsage.OVERUSING:
+            # A probe that found less than the estimate may lower it only to the
+            # throughput seen (libwebrtc GoogCcNetworkController,
+            # limit_probes_lower_than_throughput_estimate): a periodic probe on a
+            # full link must not cut the rate that link is carrying.
+            acked = self.acked_bitrate.bitrate_bps()
+            if acked is not None and probe_bps < self.aimd.current_bps:
+                probe_bps = max(probe_bps, min(self.aimd.current_bps, 0.9 * acked))
             self.aimd.set_estimate(probe_bps, now_ms)
             self.loss_based.estimate_bps = self.aimd.current_bps
         else:
+            before_bps = self.aimd.current_bps
             self._update_delay_based(now_ms)
+            if self.aimd.current_bps < before_bps:
+                self.probe_controller.on_overuse(now_ms)
         self.loss_based.on_packets(lost, len(results), now_ms,
                                    upper_limit_bps=self.aimd.current_bps)
         self._update_target()
-        self.probe_controller.process(now_ms)
+        self._pending_clusters += self.probe_controller.process(now_ms)
         self._pending_clusters += self.probe_controller.set_estimated_bitrate(
             self.target_bps, now_ms)
         return self.target_bps

@@ -25,7 +25,7 @@ from endpoints.rtc.media import AudioModel, VideoModel
 from endpoints.rtc.pacer import Pacer
 from endpoints.rtc.packetizer import AUDIO_PAYLOAD_TYPE, VIDEO_PAYLOAD_TYPE, Packetizer
 from endpoints.rtc.rtp import RtpPacket
-from endpoints.rtc.sender_app import AUDIO_BPS, SenderConfig
+from endpoints.rtc.sender_app import AUDIO_BPS, SenderConfig, video_share_bps
 
 NO_FRAME = 0xFFFFFFFF
 _DEFAULTS = SenderConfig(dest=("127.0.0.1", 9))
@@ -94,8 +94,8 @@ class SimSender:
         return min(self.settings.max_bps, max(self.settings.min_bps, bps))
 
     def _video_share(self, target_bps: float) -> float:
-        audio = AUDIO_BPS if self.settings.audio else 0
-        return max(self.settings.min_bps / 2, target_bps - audio)
+        return video_share_bps(target_bps, audio=self.settings.audio,
+                               min_bps=self.settings.min_bps)
 
     def on_remb(self, bitrate_bps: float, now_us: int) -> None:
         """``RtcSender._on_rtcp`` for a REMB in ``remb`` mode."""

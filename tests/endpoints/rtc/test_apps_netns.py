@@ -110,9 +110,11 @@ def test_gcc_settles_below_a_1_mbit_bottleneck(link: None, tmp_path: Path) -> No
     late_targets = late_rate["target_bps"]
     summary = (f"late targets {late_targets.min():.0f}..{late_targets.max():.0f} "
                f"median {np.median(late_targets):.0f}")
-    # GCC cut below capacity and settled there.
+    # GCC cut below capacity and settled there; a periodic probe may lift the target
+    # above the link for the moment until its overuse cuts it again.
     assert (rate["usage"] == 1).any(), "the bottleneck was never detected"
-    assert late_targets.min() >= 0.6e6 and late_targets.max() <= 1.1e6, summary
+    assert late_targets.min() >= 0.6e6 and 0.6e6 < np.median(late_targets) <= 1.0e6, summary
+    assert (late_targets <= 1.1e6).mean() >= 0.9, summary
 
     late = received["send_ns"] > start_ns + (DURATION_S - 4) * 1e9
     p95_late = np.percentile(delays_ms[late], 95)

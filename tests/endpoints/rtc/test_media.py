@@ -48,10 +48,24 @@ def test_encoder_lag_reaches_a_new_target_in_about_a_second() -> None:
 
 
 def test_frame_rate_is_configurable_and_no_lag_option() -> None:
-    model = VideoModel(600_000, fps=60, encoder_lag_s=0, size_noise_sigma=0, seed=3)
+    model = VideoModel(600_000, fps=60, encoder_lag_s=0, encoder_down_lag_s=0,
+                       size_noise_sigma=0, seed=3)
     assert len(model.frames_due(999_999)) == 60
     model.set_target(300_000, 1_000_000)
     assert model.encoder_bps == 300_000
+    model.set_target(900_000, 1_000_000)
+    assert model.encoder_bps == 900_000
+
+
+def test_encoder_falls_to_a_lower_target_within_a_few_frames() -> None:
+    """An overshooting encoder raises its quantiser and drops frames at once."""
+    model = VideoModel(3_000_000, size_noise_sigma=0.0, seed=2)
+    model.frames_due(1_000_000)
+    model.set_target(1_000_000, 1_000_000)
+    model.frames_due(1_034_000)  # one frame later
+    assert 1_000_000 < model.encoder_bps < 2_000_000
+    model.frames_due(1_100_000)
+    assert model.encoder_bps == pytest.approx(1_000_000, rel=0.1)
 
 
 def test_audio_is_50_packets_per_second_at_32_to_64_kbit() -> None:

@@ -48,6 +48,26 @@ def test_controller_starts_at_3x_and_6x_and_probes_further_while_results_rise() 
     assert len({c.id for c in [*first, *further]}) == 3
 
 
+def test_periodic_probe_at_2x_after_a_quiet_interval_held_off_by_a_decrease() -> None:
+    controller = ProbeController(max_bitrate_bps=30e6, periodic_interval_ms=2_000)
+    controller.start(300_000, now_ms=0)
+    assert controller.process(1_500) == []  # gives up waiting; not due yet
+    assert controller.state is ProbingState.COMPLETE
+    controller.set_estimated_bitrate(1_000_000, now_ms=1_600)
+    controller.on_overuse(1_900)  # an overuse decrease
+    assert controller.process(2_100) == []  # due by the last probe, but the cut was recent
+    periodic = controller.process(3_950)
+    assert [c.rate_bps for c in periodic] == [2_000_000]
+    assert controller.state is ProbingState.WAITING_FOR_RESULT  # it may probe further
+    assert controller.process(4_000) == []  # one at a time
+
+    off = ProbeController(max_bitrate_bps=30e6, periodic_interval_ms=0)
+    off.start(300_000, now_ms=0)
+    assert off.process(10_000) == [] and off.process(60_000) == []
+    with pytest.raises(ValueError):
+        ProbeController(max_bitrate_bps=30e6, periodic_interval_ms=-1)
+
+
 def test_controller_gives_up_after_a_second_and_caps_at_the_maximum() -> None:
     controller = ProbeController(max_bitrate_bps=30e6)
     controller.start(300_000, now_ms=0)
@@ -152,11 +172,15 @@ def test_pacer_probe_sends_queued_video_first_then_asks_for_padding() -> None:
 # ---- closed loop ----------------------------------------------------------------------------
 
 
-def ramp(capacity_bps: float, seconds: float, *, probing: bool) -> list[tuple[int, float]]:
-    """GCC against a bottleneck: media paced at the target, probe clusters as asked."""
+def ramp(capacity_bps: float, seconds: float, *, probing: bool,
+         periodic_interval_ms: float = 0.0,
+         steps: tuple[tuple[float, float], ...] = ()) -> list[tuple[int, float]]:
+    """GCC against a bottleneck: media paced at the target, probe clusters as asked;
+    ``steps``: (second, new capacity) changes of the bottleneck."""
     link = Bottleneck(capacity_bps)
-    bwe = SendSideBwe(300_000)
+    bwe = SendSideBwe(300_000, periodic_probe_interval_ms=periodic_interval_ms)
     clusters = bwe.start_probing(0) if probing else []
+    pending_steps = list(steps)
     seq = 0
     now = 0
     next_media = 0.0
@@ -164,6 +188,8 @@ def ramp(capacity_bps: float, seconds: float, *, probing: bool) -> list[tuple[in
     log = []
     while now < seconds * 1e6:
         feedback_at = now + 50_000
+        while pending_steps and pending_steps[0][0] * 1e6 <= now:
+            link.capacity_bps = pending_steps.pop(0)[1]
         for cluster in clusters:  # each cluster as 1000-byte packets at its rate
             count = max(cluster.min_probes, -(-cluster.min_bytes // 1000))
             gap = 1000 * 8e6 / cluster.rate_bps
@@ -205,3 +231,19 @@ def test_further_probes_climb_to_a_3_mbit_link() -> None:
     log = ramp(3e6, 3.0, probing=True)
     reached = _first_time_at(log, 0.85 * 3e6)
     assert reached is not None and reached < 1.5
+
+
+def test_periodic_probes_find_a_mid_call_step_up_within_seconds() -> None:
+    """1 -> 3 Mbit/s at 10 s: the AIMD alone (libwebrtc camera stream) is still far
+    below after 5 s; a periodic probe every 2 s reaches 85 % of it within 3 s."""
+    step = ((10.0, 3e6),)
+    with_periodic = ramp(1e6, 16.0, probing=True, periodic_interval_ms=2_000, steps=step)
+    without = ramp(1e6, 16.0, probing=True, periodic_interval_ms=0, steps=step)
+    after = [(t, rate) for t, rate in with_periodic if t >= 10e6]
+    reached = _first_time_at(after, 0.85 * 3e6)
+    assert reached is not None and reached - 10.0 < 3.0
+    assert max(rate for t, rate in without if 10e6 <= t <= 15e6) < 0.85 * 3e6
+    # Before the step the periodic probes found nothing more and did not push it past
+    # the 1 Mbit/s link for long.
+    before = [rate for t, rate in with_periodic if 3e6 <= t < 10e6]
+    assert sum(rate > 1.2e6 for rate in before) / len(before) < 0.1
