@@ -31,7 +31,7 @@ import math
 import sys
 import urllib.parse
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,35 @@ def onl_reward(state: Sequence[float]) -> float:
     :meth:`OnlPacketWindow.state`: normalised receive rate − 0.2 × loss ratio
     (shared by this estimator and netlab's simulator, so both reward alike)."""
     return liner_to_log(state[0]) - 0.2 * state[2]
+
+
+# OpenNetLab's network score (Challenge net_eval_method.py, endpoints.metrics.opennetlab):
+# 20 x delay score (delay relative to the stream's first packet, capped at 400 ms)
+# + 20 x receive-rate score + 30 x (1 - loss), out of 70.
+QOE_MAX_DELAY_MS = 400.0
+QOE_WEIGHTS = (20.0, 20.0, 30.0)  # delay, receive rate, loss
+
+
+def qoe_reward(state: Sequence[float]) -> float:
+    """The network score's terms per step, in [0, 1], for a raw state.
+
+    The score itself is taken over a whole call against a ground-truth rate a
+    flow cannot know, so per step the receive rate enters log-normalised as in
+    :func:`onl_reward`, and the delay as the score's linear 400 ms scale on the
+    state's mean delay (already relative to the stream's first packet, as the
+    score's). Unlike :func:`onl_reward` it prices queueing delay, which is
+    what the score punishes most.
+    """
+    w_delay, w_rate, w_loss = QOE_WEIGHTS
+    delay = (QOE_MAX_DELAY_MS - min(max(state[1], 0.0), QOE_MAX_DELAY_MS)) / QOE_MAX_DELAY_MS
+    loss = min(max(state[2], 0.0), 1.0)
+    return (w_delay * delay + w_rate * liner_to_log(state[0]) + w_loss * (1.0 - loss)) / sum(
+        QOE_WEIGHTS)
+
+
+#: Rewards a learner may train on, by name; each is a function of the raw state
+#: that follows an action, so a learner can recompute it from logged observations.
+REWARDS: dict[str, Callable[[Sequence[float]], float]] = {"onl": onl_reward, "qoe": qoe_reward}
 
 
 class OnlPacketWindow:

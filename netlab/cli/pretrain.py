@@ -35,6 +35,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=1024, help="steps per PPO update")
     parser.add_argument("--fixed-rate", default="1Mbit",
                         help="the fixed estimate compared against (default 1Mbit)")
+    parser.add_argument("--reward", choices=("onl", "qoe"), default="onl",
+                        help="onl: OpenNetLab's (log receive rate - 0.2 x loss); qoe: the "
+                             "network score's delay, rate and loss terms per step")
     add_sim_arguments(parser)
 
 
@@ -52,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         step_s=parsed(parse_duration, args.step, "--step"),
         episode_s=parsed(parse_duration, args.episode, "--episode"),
         batch_steps=args.batch, start=args.start,
-        fixed_rate_bps=float(parsed(parse_rate, args.fixed_rate, "--fixed-rate")))
+        fixed_rate_bps=float(parsed(parse_rate, args.fixed_rate, "--fixed-rate")),
+        reward=args.reward)
     shape = base_shape(args)
     baselines: dict[str, Policy | float] = {f"fixed {args.fixed_rate}": config.fixed_rate_bps}
     if ONL_CHECKPOINT.is_file():

@@ -41,6 +41,7 @@ from typing import Any
 
 import yaml
 
+from endpoints.agent_rtc import REWARDS
 from netlab.errors import NetlabError
 from netlab.learning.curriculum import EmulatedGap, SimGap, TrainingMix, search
 from netlab.learning.labs import (
@@ -93,6 +94,7 @@ class FinetuneConfig:
     backend: str | None = None
     push_every_s: float | None = None
     require_faithful: bool = True
+    reward: str = "onl"  # endpoints.agent_rtc.REWARDS, recomputed from the logged states
     train: dict[str, Any] = field(default_factory=dict)
     held_out: dict[str, Any] = field(default_factory=dict)
     ppo: dict[str, Any] = field(default_factory=dict)
@@ -129,7 +131,7 @@ def load_config(path: Path, overrides: Mapping[str, Any] | None = None) -> Finet
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     known = {"name", "seed", "start", "out", "rounds", "episodes", "parallel",
              "parallel_candidates", "deadline", "backend", "push_every", "require_faithful",
-             "train", "held_out", "ppo", "curriculum"}
+             "train", "held_out", "ppo", "curriculum", "reward"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise NetlabError(f"unknown keys {unknown}", where=str(path),
@@ -162,6 +164,10 @@ def load_config(path: Path, overrides: Mapping[str, Any] | None = None) -> Finet
         raise NetlabError(f"parallel {parallel!r}", where=f"{path}: parallel",
                           fix="give a number of labs >= 1, or auto")
     push = data.get("push_every")
+    reward = str(data.get("reward", "onl"))
+    if reward not in REWARDS:
+        raise NetlabError(f"reward {reward!r} is not a known reward", where=f"{path}: reward",
+                          fix=f"use one of {', '.join(sorted(REWARDS))}")
     return FinetuneConfig(
         source=path, start=start, out=resolve(data.get("out", f"runs/{path.stem}"), "out"),
         name=str(data.get("name", path.stem)), seed=int(data.get("seed", 0)),
@@ -171,7 +177,7 @@ def load_config(path: Path, overrides: Mapping[str, Any] | None = None) -> Finet
         deadline_s=_seconds(data.get("deadline", "20ms"), f"{path}: deadline"),
         backend=data.get("backend"),
         push_every_s=None if push is None else _seconds(push, f"{path}: push_every"),
-        require_faithful=bool(data.get("require_faithful", True)),
+        require_faithful=bool(data.get("require_faithful", True)), reward=reward,
         train=dict(data.get("train") or {}), held_out=dict(data.get("held_out") or {}),
         ppo=dict(data.get("ppo") or {}), curriculum=cur, raw=data)
 
@@ -325,7 +331,8 @@ class Finetuner:
                 continue
             failed_rounds = 0
             parts = [rollout_from_transitions(r.transitions, learner.to_action,
-                                              deadline_ns=int(cfg.deadline_s * 1e9))
+                                              deadline_ns=int(cfg.deadline_s * 1e9),
+                                              reward=REWARDS[cfg.reward])
                      for r in usable if r.transitions is not None]
             stats = learner.update(Rollout.concat(parts))
             self.round += 1
@@ -372,7 +379,8 @@ class Finetuner:
                 try:
                     parts.append(rollout_from_transitions(
                         rows, learner.to_action,
-                        deadline_ns=int(self.config.deadline_s * 1e9)))
+                        deadline_ns=int(self.config.deadline_s * 1e9),
+                        reward=REWARDS[self.config.reward]))
                 except ValueError:
                     continue
             if not parts:

@@ -57,6 +57,7 @@ class PretrainConfig:
     batch_steps: int = 1024
     start: str | None = None  # a checkpoint to start from; None: a fresh initial policy
     fixed_rate_bps: float = 1_000_000.0
+    reward: str = "onl"  # endpoints.agent_rtc.REWARDS: onl (OpenNetLab's) or qoe
     ppo: PPOConfig = field(default_factory=lambda: PRETRAIN_PPO)
 
 
@@ -155,7 +156,7 @@ def pretrain(config: PretrainConfig, out: Path, *,
     ppo = replace(config.ppo, seed=config.seed)
     learner = PPOLearner(config.start if config.start else initial_checkpoint(config.seed), ppo)
     sim_config = SimConfig(step_s=config.step_s, duration_s=config.episode_s,
-                           link=link or LinkShape(), record=False)
+                           link=link or LinkShape(), record=False, reward=config.reward)
     env = SimEnv(traces, sim_config)
     curves_path = out.with_suffix(".csv")
     curves_path.parent.mkdir(parents=True, exist_ok=True)
@@ -185,6 +186,7 @@ def pretrain(config: PretrainConfig, out: Path, *,
     controllers: dict[str, Policy | float] = {"trained": learner.policy(), **(baselines or {})}
     evaluation = evaluate(controllers, traces, eval_config, config.seed)
     metadata = {"origin": f"netlab pretrain (PPO in the simulator, seed {config.seed})",
+                "reward": config.reward,
                 "step_ms": round(config.step_s * 1000), "traces": [t.name for t in traces],
                 "pretrain": {k: v for k, v in asdict(config).items() if k != "ppo"},
                 "training": {"updates": learner.updates, "steps": total_steps,

@@ -26,6 +26,7 @@ each one's last step marked ``terminated`` (no bootstrap) or ``truncated``
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,7 +110,9 @@ def inverse_action(transform: ActionTransform, physical: npt.NDArray[Any]) -> F3
 
 
 def rollout_from_transitions(rows: npt.NDArray[Any], transform: ActionTransform, *,
-                             deadline_ns: int | None = None) -> Rollout:
+                             deadline_ns: int | None = None,
+                             reward: Callable[[Sequence[float]], float] | None = None
+                             ) -> Rollout:
     """A Rollout from the agent's transition rows (``netlab.agent.transitions``).
 
     Rows are grouped by flow and ordered by ``seq``; within a flow, the
@@ -119,7 +122,10 @@ def rollout_from_transitions(rows: npt.NDArray[Any], transform: ActionTransform,
     out; a row whose ``done`` is set ends its episode (terminated). With
     ``deadline_ns``, rows answered later than it are marked ``late`` and
     the action in force for them is the flow's previous one (its
-    log-probability too), as the flow kept its last action."""
+    log-probability too), as the flow kept its last action. With ``reward``
+    (a function of the raw state, ``endpoints.agent_rtc.REWARDS``), row
+    ``t``'s reward is recomputed from its ``next_obs`` instead of the one the
+    flow logged: a learner may train on another objective than the flow's."""
     parts: list[Rollout] = []
     for flow in np.unique(rows["flow"]):
         chosen = rows[rows["flow"] == flow]
@@ -138,8 +144,12 @@ def rollout_from_transitions(rows: npt.NDArray[Any], transform: ActionTransform,
         head = slice(0, len(chosen) - 1)
         tail = slice(1, len(chosen))
         done = chosen["done"][tail].astype(np.bool_)
+        rewards = chosen["reward"][tail]
+        if reward is not None:
+            rewards = np.array([reward(state) for state in chosen["obs"][tail].tolist()],
+                               dtype=np.float32)
         parts.append(Rollout(obs=chosen["obs"][head], actions=actions[head],
-                             log_prob=log_prob[head], rewards=chosen["reward"][tail],
+                             log_prob=log_prob[head], rewards=rewards,
                              next_obs=chosen["obs"][tail], terminated=done,
                              truncated=_bools(len(chosen) - 1), late=late[head]))
     if not parts:

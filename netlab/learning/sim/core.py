@@ -9,7 +9,8 @@ integer ms as AlphaRTC logs them) and goes into
 :class:`endpoints.agent_rtc.OnlPacketWindow`; polls start one poll interval
 after the first packet arrives and repeat every interval, and at each poll
 the caller reads :meth:`RtcSimulation.state` / :meth:`RtcSimulation.reward`
-(``OnlPacketWindow.state`` and ``agent_rtc.onl_reward``) and answers with an
+(``OnlPacketWindow.state`` and the config's reward from ``agent_rtc.REWARDS``,
+``onl_reward`` by default) and answers with an
 estimate. As in ``PolicyEstimator``, a poll with no packet since the last one
 keeps the estimate (its "no new packets" rule). The estimate goes back in a
 REMB (encoded and decoded by ``endpoints.rtc.rtcp``) that reaches the sender
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from endpoints.agent_rtc import STEP_MS, OnlPacketWindow, onl_reward
+from endpoints.agent_rtc import REWARDS, STEP_MS, OnlPacketWindow
 from endpoints.metrics.summary import FlowSummary, rtc_flow_metrics
 from endpoints.rtc import logs
 from endpoints.rtc.estimators import DEFAULT_POLL_INTERVAL_S
@@ -68,8 +69,11 @@ class SimConfig:
     sender: SenderSettings = field(default_factory=SenderSettings)
     hold_without_packets: bool = True
     record: bool = True
+    reward: str = "onl"  # a name in endpoints.agent_rtc.REWARDS
 
     def __post_init__(self) -> None:
+        if self.reward not in REWARDS:
+            raise ValueError(f"reward {self.reward!r}: one of {', '.join(sorted(REWARDS))}")
         if not 0.01 <= self.step_s <= 10.0:
             raise ValueError("step_s must be 0.01..10 s (the receiver's poll interval range)")
         if self.duration_s is not None and self.duration_s <= 0:
@@ -118,7 +122,7 @@ class RtcSimulation:
         return self.window.state()
 
     def reward(self) -> float:
-        return onl_reward(self.window.state())
+        return REWARDS[self.config.reward](self.window.state())
 
     def decide(self, bps: float) -> float:
         """Answer the poll just reached; returns the estimate sent in REMB."""

@@ -8,10 +8,10 @@ normalises it (``observation: opennetlab``). The action is ``Box(1)`` in
 [0, 1], the actor's sigmoid output, mapped to 10 kbit/s–8 Mbit/s on a log
 scale by OpenNetLab's ``log_to_linear`` (the checkpoint's ``action: log``,
 the same :class:`~netlab.agent.policies.spec.ActionTransform` the agent runs).
-``reward`` is ``agent_rtc.onl_reward`` of the state, the reward the lab's
-flows send their agent. One step is one receiver poll (60 ms by default, as
-OpenNetLab's gym; the lab's receivers poll every 200 ms). An episode ends by
-time (``truncated``); nothing terminates it early.
+``reward`` is the config's reward of the state (``agent_rtc.REWARDS``; by
+default ``onl_reward``, the reward the lab's flows send their agent). One
+step is one receiver poll (60 ms by default, as OpenNetLab's gym; the lab's
+receivers poll every 200 ms). An episode ends by time (``truncated``); nothing terminates it early.
 
 ``reset(seed=..., options={"trace": Trace or corpus name, "seed": sim seed})``;
 without a trace option one of the env's traces is drawn with its

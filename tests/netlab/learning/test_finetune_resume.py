@@ -123,6 +123,10 @@ def test_config_errors_name_the_file_and_field(tmp_path: Path) -> None:
     with pytest.raises(NetlabError) as caught:
         load_config(path)
     assert "roundz" in caught.value.what
+    path.write_text(f"start: {REPO / 'models' / 'opennetlab-pretrained.pth'}\nreward: score\n")
+    with pytest.raises(NetlabError) as caught:
+        load_config(path)
+    assert caught.value.where == f"{path}: reward" and "onl, qoe" in (caught.value.fix or "")
 
 
 def test_weights_are_pushed_into_running_agents(tmp_path: Path) -> None:

@@ -136,3 +136,12 @@ def test_rollout_from_agent_transitions() -> None:
     assert np.allclose(transform(batch.actions[[0, 2]].astype(np.float64))[:, 0], [1e5, 2e5],
                        rtol=1e-4)
     assert batch.truncated[1] and batch.truncated[3]
+    # A learner may train on another objective: the reward is recomputed from each
+    # row's next observation (the state the flow reported after the action).
+    from endpoints.agent_rtc import qoe_reward
+
+    rows["obs"][:, 1] = [0, 0, 100, 400, 0, 50]  # mean delay, ms
+    rescored = rollout_from_transitions(rows, transform, deadline_ns=1000, reward=qoe_reward)
+    expected = [qoe_reward(rows["obs"][i].tolist()) for i in (2, 3, 4, 5)]
+    assert np.allclose(rescored.rewards, expected)
+    assert rescored.rewards[1] < rescored.rewards[0]  # 400 ms of delay costs
