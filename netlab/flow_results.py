@@ -23,6 +23,7 @@ from endpoints.rtc import logs as rtc_logs
 from endpoints.tcp import logs as tcp_logs
 from netlab.flows import FlowProcesses
 from netlab.lab.plan import LabPlan, egress_path
+from netlab.scenario.model import Flow
 from shaping.traces import load_trace
 
 BIN_NS = 100_000_000
@@ -57,6 +58,14 @@ def _read(kind: rtc_logs.LogKind, directory: Path) -> npt.NDArray[Any] | None:
         return None
 
 
+def _active(flow: Flow, start_ns: int, end_ns: int) -> tuple[int, int]:
+    """The flow's own interval on the run's clock: its start to its stop (or the end),
+    so a flow that ran for half the run is not reported at half its rate."""
+    begin = min(end_ns - 1, start_ns + int(flow.start_s * 1e9))
+    stop = end_ns if flow.stop_s is None else start_ns + int(flow.stop_s * 1e9)
+    return begin, max(begin + 1, min(end_ns, stop))
+
+
 def _rtc(fp: FlowProcesses, start_ns: int, end_ns: int,
          capacity: npt.NDArray[np.float64] | None
          ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[float | None]]]:
@@ -69,8 +78,9 @@ def _rtc(fp: FlowProcesses, start_ns: int, end_ns: int,
                 "delay_p99_ms": None, "loss": None, "note": "no packet arrived"}, {}, {}
     targets = (rate_log["time_ns"], rate_log["target_bps"]) if rate_log is not None else None
     bin_times = start_ns + BIN_NS * np.arange(len(capacity) if capacity is not None else 0)
+    active_start_ns, active_end_ns = _active(fp.flow, start_ns, end_ns)
     summary = rtc_flow_metrics(
-        received, sent, start_ns=start_ns, end_ns=end_ns, estimates=targets,
+        received, sent, start_ns=active_start_ns, end_ns=active_end_ns, estimates=targets,
         capacity=(bin_times, capacity) if capacity is not None else None)
     rates = rate_series(received["arrival_ns"], received["size"], bin_ns=BIN_NS,
                         start_ns=start_ns, end_ns=end_ns)

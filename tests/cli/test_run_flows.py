@@ -61,3 +61,32 @@ flows:
     assert len(rows) >= 50 and rows[10]["capacity_bps"] == "4e+06"
     assert any(float(r["recv_rate_bps"] or 0) > 0 for r in rows)
     assert max(float(r["target_bps"] or 0) for r in rows) == 1e6  # the sender followed REMB
+
+
+def test_a_flow_rate_is_over_its_own_start_to_stop(tmp_path: Path) -> None:
+    """A call that ran 3 s of a 6 s run reports what it carried while it ran."""
+    scenario = tmp_path / "window.yaml"
+    scenario.write_text(f"""
+name: {unique_lab("fw")}
+duration: 6s
+hosts: [alice, bob]
+links:
+  - endpoints: [alice, bob]
+    rate: 10Mbit
+flows:
+  - kind: rtc
+    from: alice
+    to: bob
+    estimator: fixed:800kbit
+    start: 1s
+    stop: 4s
+""")
+    out = tmp_path / "runs"
+    subprocess.run([sys.executable, "-m", "netlab.cli.main", "run", "-q", "--out", str(out),
+                    str(scenario)], check=True, timeout=120, capture_output=True)
+    (run_dir,) = out.iterdir()
+    (flow,) = json.loads((run_dir / "results.json").read_text())["flows"]
+    # It starts at 300 kbit/s and its encoder needs about a second to reach the fixed
+    # 800 kbit/s (measured 0.55 Mbit/s over its 3 s); over the whole 6 s it would read
+    # half of that.
+    assert 0.42e6 < flow["metrics"]["recv_rate_bps"] < 0.95e6, flow["metrics"]
