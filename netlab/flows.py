@@ -112,6 +112,8 @@ def flow_commands(flow: Flow, index: int, plan: LabPlan, scenario: Scenario,
                              ("max_rate", "--max-rate")):
             if flow.options.get(option) is not None:
                 sender += [flag, str(flow.options[option])]
+        if flow.probe_interval_s is not None:  # validated: only with estimator gcc
+            sender += ["--probe-interval", str(flow.probe_interval_s)]
         return receiver, sender
     if flow.kind == "tcp":
         port = TCP_BASE_PORT + index

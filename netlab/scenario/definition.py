@@ -237,6 +237,8 @@ FLOW_COMMON: dict[str, Entry] = {
     "stop": Entry(DURATION, description="stop time; default: the end of the scenario"),
 }
 RATE_CONTROLS = ("kernel", "policy")
+# The RTC sender's --probe-interval default, as a scenario would write it.
+SENDER_PROBE_INTERVAL_TEXT = "2s"
 FLOW_VARIANTS: dict[str, dict[str, Entry]] = {
     "probe": {
         "interval": Entry(POSITIVE_DURATION, description="time between probe packets"),
@@ -247,6 +249,13 @@ FLOW_VARIANTS: dict[str, dict[str, Entry]] = {
         "initial_rate": Entry(RATE, description="target rate at the start"),
         "min_rate": Entry(RATE, description="lowest target rate the estimator may choose"),
         "max_rate": Entry(RATE, description="highest target rate the estimator may choose"),
+        # Documentation-only default: absent, the sender keeps its own
+        # (endpoints/rtc/gcc/probe_controller.py DEFAULT_PERIODIC_PROBE_INTERVAL_MS;
+        # a test checks the two agree).
+        "probe_interval": Entry(DURATION, default_text=SENDER_PROBE_INTERVAL_TEXT,
+                                description="estimator gcc only: time between the sender's "
+                                            "periodic probes at 2x the estimate; 0s: none "
+                                            "(libwebrtc's camera-stream behaviour)"),
     },
     "tcp": {
         "cc": Entry(CC_NAME, default="cubic", default_text="cubic",

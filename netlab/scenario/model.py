@@ -46,7 +46,12 @@ class Link:
 
 @dataclass(frozen=True)
 class Flow:
-    """Traffic between two hosts; kind-specific settings live in ``options``."""
+    """Traffic between two hosts; kind-specific settings live in ``options``.
+
+    ``options`` holds the keys of the flow's kind in
+    :data:`netlab.scenario.definition.FLOW_VARIANTS` that the file gave or
+    that have a default, already parsed (seconds, bit/s, :class:`Estimator`).
+    """
 
     id: str
     kind: FlowKind
@@ -55,6 +60,12 @@ class Flow:
     start_s: float = 0.0
     stop_s: float | None = None
     options: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def probe_interval_s(self) -> float | None:
+        """An RTC flow's GCC periodic probe interval (0: none); None: the sender's default."""
+        value = self.options.get("probe_interval")
+        return float(value) if isinstance(value, int | float) else None
 
 
 @dataclass(frozen=True)

@@ -399,6 +399,17 @@ class _Checker:
                     "no agent there",
                     f"add agents: {{{receiver}: {{checkpoint: ...}}}} or use estimator: gcc",
                 )
+        if (isinstance(estimator, Estimator) and estimator.kind != "gcc"
+                and "probe_interval" in record.given):
+            # Only sender-side GCC probes; with the others the target arrives as
+            # REMB and the sender has no estimate of its own to probe above.
+            self.ctx.problem(
+                record.nodes["probe_interval"],
+                record.path_of("probe_interval"),
+                "a flow with estimator: gcc (only the sender's GCC probes)",
+                f"estimator: {estimator}",
+                "remove probe_interval or set estimator: gcc",
+            )
         rates = {k: record.values[k] for k in ("min_rate", "initial_rate", "max_rate")
                  if k in record.values}
         ordered = [k for k in ("min_rate", "initial_rate", "max_rate") if k in rates]

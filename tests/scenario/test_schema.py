@@ -83,7 +83,7 @@ def test_a_rich_scenario_satisfies_both() -> None:
     "stem",
     ["unknown-key", "unknown-top-key", "wrong-flow-keys", "bad-rate-unit", "missing-units",
      "bad-names", "wrong-types", "missing-required", "bad-flow-kind", "bad-queue",
-     "yaml-booleans", "sysctl-problems"],
+     "yaml-booleans", "sysctl-problems", "rtc-probe-interval-value"],
 )
 def test_structural_mistakes_fail_the_schema_too(stem: str) -> None:
     document = yaml.safe_load((HERE / "bad" / f"{stem}.yaml").read_text())
