@@ -36,14 +36,19 @@ def netlab(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
-def _wait_up(name: str, timeout_s: float = 30.0) -> state.LabState:
+def _wait_up(name: str, proc: subprocess.Popen[bytes], log: Path,
+             timeout_s: float = 30.0) -> state.LabState:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         current = state.load(name)
         if current is not None and current.status == "up":
             return current
+        if proc.poll() is not None:
+            raise AssertionError(f"netlab up of {name} exited {proc.returncode} before the "
+                                 f"lab was up:\n{log.read_text(errors='replace')}")
         time.sleep(0.05)
-    raise AssertionError(f"lab {name} did not come up")
+    raise AssertionError(f"lab {name} did not come up in {timeout_s} s:\n"
+                         f"{log.read_text(errors='replace')}")
 
 
 def test_up_detached_then_status_exec_check_down(tmp_path: Path) -> None:
@@ -89,18 +94,22 @@ def test_run_writes_results_with_the_contract_keys(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
 def test_a_signal_to_a_foreground_up_cleans_up(tmp_path: Path, sig: signal.Signals) -> None:
     name = unique_lab("cst")
-    proc = subprocess.Popen([*NETLAB, "up", "-q", str(_scenario_file(tmp_path, name, "60s"))],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "up.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([*NETLAB, "up", "-q", str(_scenario_file(tmp_path, name, "60s"))],
+                                stdout=sink, stderr=subprocess.STDOUT)
     try:
-        _wait_up(name)
+        _wait_up(name, proc, log)
         proc.send_signal(sig)
         assert proc.wait(timeout=30) != 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert state.load(name) is None
-    assert not any(netns.exists(f"nl-{name}-{h}") for h in ("alice", "router", "bob"))
+    left = [h for h in ("alice", "router", "bob") if netns.exists(f"nl-{name}-{h}")]
+    assert state.load(name) is None and not left, (
+        f"journal {state.load(name)}, namespaces left {left}; netlab up said:\n"
+        f"{log.read_text(errors='replace')}")
 
 
 @pytest.mark.parametrize("backend", ["kernel", "user"])
@@ -108,11 +117,13 @@ def test_down_after_sigkill_removes_everything(tmp_path: Path, backend: str) -> 
     """After a SIGKILL nothing cleaned up: `down` must find every namespace and,
     with the user-space backend, the orphaned link processes too."""
     name = unique_lab("ckl")
-    proc = subprocess.Popen([*NETLAB, "up", "-q", "--backend", backend,
-                             str(_scenario_file(tmp_path, name, "60s"))],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "up.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([*NETLAB, "up", "-q", "--backend", backend,
+                                 str(_scenario_file(tmp_path, name, "60s"))],
+                                stdout=sink, stderr=subprocess.STDOUT)
     try:
-        recorded = _wait_up(name)
+        recorded = _wait_up(name, proc, log)
         link_pids = [int(o.name) for o in recorded.objects if o.kind == "process"]
         assert len(link_pids) == (2 if backend == "user" else 0)
         os.kill(proc.pid, signal.SIGKILL)
