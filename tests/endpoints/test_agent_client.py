@@ -84,3 +84,32 @@ def test_policy_argument_parsing() -> None:
                                                  "flow": "3"}
     with pytest.raises(PluginError):
         parse_policy_argument("/run/x.sock?colour=blue")
+
+
+def test_polling_for_a_reply_never_waits_past_the_deadline(tmp_path: Path) -> None:
+    """A peer that never answers: each decision gives up at its deadline, and after a
+    poll that ran out the client sleeps instead of polling (back-off)."""
+    path = tmp_path / "mute.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(str(path))
+    listener.listen(1)
+    try:
+        client = AgentClient(path, policy="x", obs_size=1, action_size=1, deadline_s=0.002,
+                             spin_s=0.001)
+        peer, _ = listener.accept()
+        with peer:
+            for _ in range(5):
+                started = time.monotonic_ns()
+                assert client.decide([1.0]).action is None
+                assert time.monotonic_ns() - started < 2_000_000 + 20_000_000
+            assert client.stats.misses == 5
+            # one poll of at most 1 ms ran out; the next four decisions slept instead
+            assert 0 < client.stats.spin_s <= 0.001 + 0.0005
+        client.close()
+    finally:
+        listener.close()
+
+
+def test_negative_spin_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        AgentClient(tmp_path / "x.sock", policy="x", obs_size=1, action_size=1, spin_s=-1)
