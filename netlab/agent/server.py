@@ -23,10 +23,16 @@ periodically; :class:`netlab.agent.stats.ArrivalPredictor`) and, per flow:
   Sleeps use ``select`` on the epoll fd, so their timeouts are µs-exact
   (``epoll_wait`` rounds up to whole ms).
 
-Polling is capped by ``--poll-budget`` (a share of one core, default 0.2, at
-most 0.5: a token bucket refilled at that rate, bursts of at most that many
-seconds); with the bucket empty the agent sleeps through windows, and while
-fewer than 60 % of its recent polls found their request (a busy machine) it
+Polling is opt-in and capped by ``--poll-budget`` (a share of one core,
+default 0: off, at most 0.5; ``bench/agent.py --agent-args '--poll-budget
+0.2'`` measures it). The poller runs at the serving thread's SCHED_FIFO
+priority, and the kernel throttles a CPU's real-time tasks together once they
+use 95 % of it; in one measurement of two fine-tuning labs with polling agents
+on this 2-vCPU machine a user-space link process was held 109 ms at p99 (not
+isolated), so labs do not poll unless asked. With polling on, the budget is a
+token bucket refilled at that rate (bursts of at most that many seconds);
+with the bucket empty the agent sleeps through windows, and while fewer than
+60 % of its recent polls found their request (a busy machine) it
 polls only every 8th window. Irregular
 flows (errors wider than the largest window) get no window and cost
 nothing. Measured cost with the bench's flows at 50 Hz (``bench/agent.py``):
@@ -86,7 +92,7 @@ DEFAULT_WARM_INTERVAL_S = 0.002
 IDLE_WAKE_S = 0.2
 #: Busy-polling budget, in shares of one core (``--poll-budget``), and its cap: on a
 #: 2-vCPU host the flows and the link emulator need the rest.
-DEFAULT_POLL_BUDGET = 0.2
+DEFAULT_POLL_BUDGET = 0.0
 MAX_POLL_BUDGET = 0.5
 #: How late a timed sleep of this process wakes before it has measured it itself
 #: (DESIGN.md, "Facts": a deadline loop wakes 120–170 µs late at p50), and the
