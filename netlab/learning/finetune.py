@@ -265,6 +265,14 @@ class Finetuner:
         return measure_parallel(self.config.parallel_candidates, specs, report,
                                 lab_prefix=_lab_prefix())
 
+    def _clear_previous_run(self) -> None:
+        """A fresh start removes what an earlier run left in ``out`` (episodes,
+        checkpoints, curves), so no directory mixes two runs."""
+        for name in ("episodes", "measure-k", "checkpoints", "curriculum"):
+            shutil.rmtree(self.out / name, ignore_errors=True)
+        for name in (PROGRESS_FILE, CURVES_FILE, "measure-k.jsonl", STATE_FILE):
+            (self.out / name).unlink(missing_ok=True)
+
     def run(self, *, resume: bool = True) -> Path:
         """Run (or resume) every round; returns the last checkpoint."""
         from netlab.learning.rollout import Rollout, rollout_from_transitions
@@ -285,7 +293,7 @@ class Finetuner:
             self.history = _read_progress(self.out / PROGRESS_FILE)
             self.log(f"resuming after round {self.round} from {checkpoint}")
         else:
-            (self.out / PROGRESS_FILE).unlink(missing_ok=True)
+            self._clear_previous_run()
             self.parallel = (self.measure_k(base_envs) if cfg.parallel == "auto"
                              else int(cfg.parallel))
             self.log(f"K = {self.parallel} labs in parallel")

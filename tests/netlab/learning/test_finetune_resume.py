@@ -156,3 +156,17 @@ def test_weights_are_pushed_into_running_agents(tmp_path: Path) -> None:
     # rows taken mid-episode belong to the learner, the rest come with the result
     assert result.transitions is not None
     assert len(result.transitions) + seen["taken"] == agents[0]["server"]["decisions"]
+
+
+def test_a_fresh_start_clears_what_an_earlier_run_left(tmp_path: Path) -> None:
+    from netlab.learning.finetune import Finetuner
+
+    path = tmp_path / "ft.yaml"
+    out = tmp_path / "out"
+    path.write_text(f"start: {REPO / 'models' / 'opennetlab-pretrained.pth'}\nout: {out}\n")
+    for stale in ("episodes/round-0007/e00", "checkpoints", "measure-k/k1-0", "curriculum"):
+        (out / stale).mkdir(parents=True)
+    for stale in ("progress.csv", "curves.png", "measure-k.jsonl", "state.json", "notes.txt"):
+        (out / stale).write_text("old")
+    Finetuner(load_config(path))._clear_previous_run()
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # only what it did not make
