@@ -7,27 +7,21 @@ kernel backend through the real-time replayer.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from netlab.preflight import probe_kernel
+from tests.cli.runs import netlab_run
 from tests.lab.scenarios import unique_lab
 
 
 def _run(tmp_path: Path, text: str, *extra: str) -> dict[str, Any]:
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text(text)
-    out = tmp_path / "runs"
-    subprocess.run([sys.executable, "-m", "netlab.cli.main", "run", "-q", "--out", str(out),
-                    *extra, str(scenario)], check=True, timeout=120, capture_output=True)
-    (run_dir,) = out.iterdir()
+    run_dir, results = netlab_run(scenario, tmp_path / "runs", *extra)
     assert (run_dir / "fidelity.json").exists()
-    results: dict[str, Any] = json.loads((run_dir / "results.json").read_text())
     return results
 
 

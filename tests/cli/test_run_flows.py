@@ -4,11 +4,9 @@ up in results.json with metrics, scores and time series."""
 from __future__ import annotations
 
 import csv
-import json
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.cli.runs import netlab_run
 from tests.lab.scenarios import unique_lab
 
 
@@ -39,11 +37,7 @@ flows:
     cc: cubic
     start: 2s
 """)
-    out = tmp_path / "runs"
-    subprocess.run([sys.executable, "-m", "netlab.cli.main", "run", "-q", "--out", str(out),
-                    str(scenario)], check=True, timeout=120, capture_output=True)
-    (run_dir,) = out.iterdir()
-    results = json.loads((run_dir / "results.json").read_text())
+    run_dir, results = netlab_run(scenario, tmp_path / "runs")
     flows = {f["id"]: f for f in results["flows"]}
     assert set(flows) == {"rtc-0", "tcp-1", "tcp-2"}
     rtc = flows["rtc-0"]
@@ -81,11 +75,8 @@ flows:
     start: 1s
     stop: 4s
 """)
-    out = tmp_path / "runs"
-    subprocess.run([sys.executable, "-m", "netlab.cli.main", "run", "-q", "--out", str(out),
-                    str(scenario)], check=True, timeout=120, capture_output=True)
-    (run_dir,) = out.iterdir()
-    (flow,) = json.loads((run_dir / "results.json").read_text())["flows"]
+    _run_dir, results = netlab_run(scenario, tmp_path / "runs")
+    (flow,) = results["flows"]
     # It starts at 300 kbit/s and its encoder needs about a second to reach the fixed
     # 800 kbit/s (measured 0.55 Mbit/s over its 3 s); over the whole 6 s it would read
     # half of that.

@@ -5,29 +5,17 @@ carry both flows' metrics."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from endpoints.agent_tcp import read_policy_log
+from tests.cli.runs import bundled_scenario, netlab_run
 from tests.lab.scenarios import unique_lab
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_policy_paced_tcp_beside_cubic(tmp_path: Path) -> None:
-    text = (REPO / "scenarios" / "tcp-policy.yaml").read_text()
-    text = text.replace("name: tcp-policy", f"name: {unique_lab('tp')}")
-    text = text.replace("duration: 30s", "duration: 6s")
-    text = text.replace("../models/", f"{REPO}/models/")
-    scenario = tmp_path / "tcp-policy.yaml"
-    scenario.write_text(text)
-    out = tmp_path / "runs"
-    done = subprocess.run([sys.executable, "-m", "netlab.cli.main", "run", "-q", "--out",
-                           str(out), str(scenario)], timeout=180, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    (run_dir,) = out.iterdir()
-    results = json.loads((run_dir / "results.json").read_text())
+    scenario = bundled_scenario("tcp-policy", tmp_path, {
+        "name: tcp-policy": f"name: {unique_lab('tp')}", "duration: 30s": "duration: 6s"})
+    run_dir, results = netlab_run(scenario, tmp_path / "runs", timeout=180)
     flows = {f["id"]: f for f in results["flows"]}
     assert flows["policy"]["rate_control"] == "policy"
     assert flows["cubic"]["rate_control"] == "kernel"

@@ -63,7 +63,7 @@ class ProbeController:
             raise ValueError("periodic_interval_ms must be >= 0 (0: no periodic probes)")
         self.max_bitrate_bps = max_bitrate_bps
         self.periodic_interval_ms = periodic_interval_ms
-        self._last_overuse_ms: float | None = None
+        self._last_overuse_ms = -math.inf
         self.state = ProbingState.INIT
         self.min_bitrate_to_probe_further_bps = float("inf")
         self.estimated_bitrate_bps = 0.0
@@ -102,7 +102,7 @@ class ProbeController:
                 or self._last_initiated_ms is None
                 or self.estimated_bitrate_bps >= self.max_bitrate_bps):
             return []
-        quiet_since_ms = max(self._last_initiated_ms, self._last_overuse_ms or -math.inf)
+        quiet_since_ms = max(self._last_initiated_ms, self._last_overuse_ms)
         if now_ms - quiet_since_ms < self.periodic_interval_ms:
             return []
         return self._initiate(now_ms, (PERIODIC_PROBE_SCALE * self.estimated_bitrate_bps,),

@@ -29,26 +29,12 @@ from endpoints.agent_tcp import next_rate, read_policy_log
 from endpoints.tcp import logs
 from endpoints.tcp.pacing import UNLIMITED
 
-from .conftest import REPO, _delete_netns, start_receiver, start_sender, stop
+from .conftest import REPO, start_receiver, start_sender, stop
 
 CHECKPOINT = REPO / "models" / "tcp-mi5-init.pth"
 START_BPS = 20e6
 DEADLINE = "20ms"  # generous on a shared 2-core machine: a miss here means "no reply"
 STOP_AFTER_S, STOPPED_S, DURATION_S = 1.5, 1.0, 4.5
-_COUNTER = itertools.count()
-
-
-@pytest.fixture
-def nltt_netns() -> Iterator[str]:
-    name = f"nltt-{os.getpid()}-{next(_COUNTER)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "mtu", "1500", "up"], check=True)
-        subprocess.run(["ip", "netns", "exec", name, "sysctl", "-q", "-w",
-                        "net.ipv4.tcp_tso_rtt_log=0"], check=True)
-        yield name
-    finally:
-        _delete_netns(name)
 
 
 @pytest.fixture(scope="module")
@@ -143,9 +129,9 @@ def _limit_shows_in_tcp_info(sender_dir: Path) -> None:
 
 
 def test_kernel_fallback_lifts_the_limit_while_the_agent_is_stopped(
-        nltt_netns: str, tmp_path: Path,
+        lo_netns: str, tmp_path: Path,
         agent: tuple[subprocess.Popen[bytes], Path]) -> None:
-    sender_dir, summary, stopped_ns, continued_ns = _run(nltt_netns, tmp_path, agent, "kernel")
+    sender_dir, summary, stopped_ns, continued_ns = _run(lo_netns, tmp_path, agent, "kernel")
     steps = read_policy_log(sender_dir)
     assert summary["contract"] == "tcp-mi5" and summary["errors"] == 0
     assert summary["decisions"] == len(steps) >= 35  # one per 100 ms for 4.5 s
@@ -175,9 +161,9 @@ def test_kernel_fallback_lifts_the_limit_while_the_agent_is_stopped(
         assert 0.85 * limit_bps <= measured <= 1.1 * limit_bps, (measured, limit_bps)
 
 
-def test_keep_fallback_holds_the_last_rate(nltt_netns: str, tmp_path: Path,
+def test_keep_fallback_holds_the_last_rate(lo_netns: str, tmp_path: Path,
                                            agent: tuple[subprocess.Popen[bytes], Path]) -> None:
-    sender_dir, summary, stopped_ns, continued_ns = _run(nltt_netns, tmp_path, agent, "keep")
+    sender_dir, summary, stopped_ns, continued_ns = _run(lo_netns, tmp_path, agent, "keep")
     steps = read_policy_log(sender_dir)
     assert summary["fallback"] == "keep" and summary["kernel_handovers"] == 0
     assert summary["misses"] >= 8 and summary["fallback_s"] >= 0.8
