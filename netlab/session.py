@@ -1,12 +1,17 @@
 """The foreground part of ``up`` and ``run``: build, run, collect, maybe down.
 
 SIGTERM is turned into KeyboardInterrupt so Ctrl-C and a plain ``kill``
-share one clean-up path.
+share one clean-up path. Only in this process: pyroute2 forks helper
+children (``IPRoute(netns=...)``) and ends them with SIGTERM, and a child
+that raised would unwind a copy of this process's stack and run its
+``finally`` blocks, removing namespaces (a probe's, a lab's) the parent is
+still using. A forked child exits at once instead.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import signal
 import sys
 import time
@@ -31,13 +36,20 @@ from netlab.results import build_results, new_run_dir, print_summary, write_resu
 from netlab.scenario.model import Scenario
 from shaping.replay.log import ReplayLog
 
+_handler_owner_pid = 0
 
-def _sigterm(signum: int, frame: FrameType | None) -> None:
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    if os.getpid() != _handler_owner_pid:
+        os._exit(128 + signum)  # a forked child: never run the parent's clean-up
     raise KeyboardInterrupt
 
 
 def install_sigterm_handler() -> None:
-    signal.signal(signal.SIGTERM, _sigterm)
+    global _handler_owner_pid
+    _handler_owner_pid = os.getpid()
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
 
 
 def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IPv4Network | None,
