@@ -8,7 +8,10 @@ frames, because an encoder that overshoots a lowered target raises its
 quantiser on the next frame and drops frames while its buffer is over
 budget (libvpx CBR with the ``rc_dropframe_thresh`` of 30 that libwebrtc's
 libvpx_vp8_encoder.cc sets; libwebrtc's own FrameDropper,
-modules/video_coding/utility/frame_dropper.cc). Or frame sizes replayed
+modules/video_coding/utility/frame_dropper.cc). GCC's congestion window
+may ask it to drop one frame in N (:meth:`VideoModel.set_frame_drop_interval`,
+libwebrtc VideoStreamEncoder's congestion-window frame drop): the frames it
+keeps stay their size, so the rate falls by 1/N. Or frame sizes replayed
 from a file.
 Audio: a constant-bitrate stream of 50 packets/s (Opus-like, 32-64 kbit/s).
 
@@ -80,6 +83,20 @@ class VideoModel:
         self._start_us = start_us
         self._next_index = 0
         self._last_rate_update_us = start_us
+        self._drop_interval: int | None = None
+        self._drop_counter = 0
+        self._key_pending = False
+        self.dropped_frames = 0
+
+    def set_frame_drop_interval(self, interval: int | None) -> None:
+        """Drop one frame in ``interval`` (None: none), as congestion-window pushback asks.
+
+        The caller lowers the target by 1/interval at the same time, so the frames kept
+        are sized as before.
+        """
+        if interval is not None and interval < 2:
+            raise ValueError("a frame drop interval is at least 2 (one frame in two)")
+        self._drop_interval = interval
 
     def set_target(self, bitrate_bps: float, now_us: int) -> None:
         self._advance_rate(now_us)
@@ -107,17 +124,29 @@ class VideoModel:
         while self.next_frame_time_us() <= now_us:
             capture = self.next_frame_time_us()
             self._advance_rate(capture)
+            if self._drop_interval is not None:
+                self._drop_counter += 1
+                if (self._drop_counter - 1) % self._drop_interval == 0:
+                    # A key frame due now is encoded with the next frame kept.
+                    self._key_pending |= self._next_index % self.gop_frames == 0
+                    self.dropped_frames += 1
+                    self._next_index += 1
+                    continue
             frames.append(self._make_frame(capture))
             self._next_index += 1
         return frames
 
     def _make_frame(self, capture_us: int) -> Frame:
-        key = self._next_index % self.gop_frames == 0
+        key = self._next_index % self.gop_frames == 0 or self._key_pending
+        self._key_pending = False
         # Budget of one GOP split so that a key frame weighs key_frame_ratio P-frames
         # and the GOP's mean rate equals the encoder rate.
         gop_bytes = self.encoder_bps / 8 * self.gop_frames / self.fps
         p_bytes = gop_bytes / (self.gop_frames - 1 + self.key_frame_ratio)
         mean = p_bytes * (self.key_frame_ratio if key else 1.0)
+        if self._drop_interval is not None:
+            # The rate is already lowered by 1/interval: the frames kept keep their size.
+            mean *= self._drop_interval / (self._drop_interval - 1)
         sigma = self.size_noise_sigma
         noise = math.exp(self._rng.gauss(0.0, sigma) - sigma * sigma / 2) if sigma > 0 else 1.0
         size = max(self.min_frame_size, round(mean * noise))

@@ -59,6 +59,7 @@ from endpoints.rtc.app_common import (
 from endpoints.rtc.clock import now_ns, stamp_payload
 from endpoints.rtc.errors import PacketError, RtcError
 from endpoints.rtc.gcc import BandwidthUsage, SendSideBwe
+from endpoints.rtc.gcc.congestion_window import DEFAULT_QUEUE_MS, frame_drop_interval
 from endpoints.rtc.gcc.probe_controller import DEFAULT_PERIODIC_PROBE_INTERVAL_MS
 from endpoints.rtc.live import LIVE_INTERVAL_NS, LiveWriter
 from endpoints.rtc.media import AUDIO_PACKETS_PER_SECOND, AudioModel, FrameSizeFile, VideoModel
@@ -78,6 +79,7 @@ from endpoints.rtc.rtp import MAX_PAYLOAD_SIZE, RtpPacket, is_rtcp
 from endpoints.rtc.twcc import FeedbackAdapter, PacketResult
 
 RATE_LOG_INTERVAL_NS = 50_000_000
+PROCESS_INTERVAL_NS = 25_000_000  # libwebrtc's GoogCC process interval (congestion window)
 SENDER_REPORT_INTERVAL_NS = 1_000_000_000
 AUDIO_BPS = 32_000
 # Bytes each packet carries besides media: RTP header with the transport-seq and
@@ -109,6 +111,7 @@ class SenderConfig:
     estimator: EstimatorMode = "gcc"
     probing: bool = True
     probe_interval_s: float = DEFAULT_PERIODIC_PROBE_INTERVAL_MS / 1000
+    congestion_window_ms: float = DEFAULT_QUEUE_MS
     log_dir: Path | None = None
     seed: int = 1
     cname: str = "sender@netlab"
@@ -129,6 +132,7 @@ class SenderCounters:
     foreign_datagrams: int = 0
     probe_clusters: int = 0
     probe_packets: int = 0
+    frames_dropped_cwnd: int = 0
     padding_packets: int = 0
     last_fraction_lost: dict[str, int] = field(default_factory=dict)
 
@@ -164,7 +168,11 @@ class RtcSender:
         self.pacer = Pacer(self.target_bps)
         self.bwe = SendSideBwe(self.target_bps, min_bitrate_bps=config.min_bps,
                                max_bitrate_bps=config.max_bps,
-                               periodic_probe_interval_ms=config.probe_interval_s * 1000)
+                               periodic_probe_interval_ms=config.probe_interval_s * 1000,
+                               congestion_window_queue_ms=(config.congestion_window_ms
+                                                           if config.estimator == "gcc" else 0))
+        self._drop_interval: int | None = None
+        self._encoder_bps = self.target_bps
         self.adapter = FeedbackAdapter()
         self.remb_bps: float | None = None
         self.counters = SenderCounters()
@@ -190,8 +198,27 @@ class RtcSender:
 
     def _set_target(self, bps: float, now_us: int) -> None:
         self.target_bps = self._clamp(bps)
-        self.pacer.set_target(self.target_bps)
-        self.video.set_target(self._video_share(self.target_bps), now_us)
+        self.pacer.set_target(self.target_bps)  # the pacer ignores the pushback (libwebrtc)
+        self._update_encoder(now_us, force=True)
+
+    def _update_encoder(self, now_us: int, *, force: bool = False) -> None:
+        """The encoder's rate: the target, less GCC's congestion-window pushback.
+
+        With the pushback, libwebrtc drops one frame in N and encodes at
+        target - target / N (``DropFrame:true``, see ``gcc.congestion_window``).
+        """
+        interval = None
+        if self.bwe.congestion_window is not None and isinstance(self.video, VideoModel):
+            pushback = self.bwe.pushback_bps(self.adapter.in_flight_bytes)
+            interval = frame_drop_interval(self.target_bps, pushback, self.config.min_bps)
+        if interval == self._drop_interval and not force:
+            return
+        self._drop_interval = interval
+        encoder_bps = self.target_bps - (self.target_bps / interval if interval else 0.0)
+        if isinstance(self.video, VideoModel):
+            self.video.set_frame_drop_interval(interval)
+        self._encoder_bps = encoder_bps
+        self.video.set_target(self._video_share(encoder_bps), now_us)
 
     # ---- media → pacer -------------------------------------------------------------
 
@@ -265,6 +292,8 @@ class RtcSender:
             unwrapped = self.adapter.on_packet_sent(seq & 0xFFFF, send_ns // 1000, len(data))
             if cluster is not None:
                 self.bwe.on_probe_sent(unwrapped, cluster)
+            if self.bwe.congestion_window is not None:
+                self._update_encoder(send_ns // 1000)  # libwebrtc: on every sent packet
             total += len(data)
             self.packet_log.append(send_ns, seq & 0xFFFFFFFF, packet.ssrc, frame_id & 0xFFFFFFFF,
                                    packet.sequence_number, len(data), packet.payload_type,
@@ -384,6 +413,7 @@ class RtcSender:
         duration = self.config.duration_s
         end_ns = self.start_ns + int(duration * 1e9) if duration is not None else None
         next_rate_ns = self.start_ns + RATE_LOG_INTERVAL_NS
+        next_process_ns = self.start_ns + PROCESS_INTERVAL_NS
         next_live_ns = self.start_ns + LIVE_INTERVAL_NS
         next_report_ns = self.start_ns + SENDER_REPORT_INTERVAL_NS
         next_flush_ns = self.start_ns + LOG_FLUSH_INTERVAL_NS
@@ -406,6 +436,12 @@ class RtcSender:
                 if now_us >= self.pacer.next_process_time_us():
                     self._send(self.pacer.process(now_us))
                 self._send_probe(now_us)
+                if now >= next_process_ns:
+                    if self.bwe.congestion_window is not None:
+                        self.bwe.on_process_interval()
+                        self._update_encoder(now_us)
+                    next_process_ns = max(next_process_ns + PROCESS_INTERVAL_NS,
+                                          now + PROCESS_INTERVAL_NS // 2)
                 if now >= next_rate_ns:
                     self._write_rate_log(now, now - last_rate_ns)
                     last_rate_ns, next_rate_ns = now, next_rate_ns + RATE_LOG_INTERVAL_NS
@@ -422,6 +458,8 @@ class RtcSender:
                     next_flush_ns = now + LOG_FLUSH_INTERVAL_NS
                 deadline_ns = min(self.pacer.next_process_time_us() * 1000,
                                   self._next_media_us() * 1000, next_rate_ns, next_live_ns)
+                if self.bwe.congestion_window is not None:
+                    deadline_ns = min(deadline_ns, next_process_ns)
                 probe_us = self.pacer.next_probe_time_us(now_us)
                 if probe_us is not None:
                     deadline_ns = min(deadline_ns, probe_us * 1000)
@@ -451,6 +489,7 @@ class RtcSender:
     def _write_meta(self, state: str) -> None:
         if self.config.log_dir is None:
             return
+        self.counters.frames_dropped_cwnd = getattr(self.video, "dropped_frames", 0)
         write_meta(self.config.log_dir / "sender_meta.json", {
             "role": "sender", "state": state, "clock": "CLOCK_MONOTONIC",
             "start_ns": self.start_ns, "end_ns": now_ns() if state != "running" else None,
@@ -512,6 +551,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "when no overuse cut the rate (libwebrtc's ALR probe, run for "
                              "every stream; default %(default)s; 0: none, as libwebrtc "
                              "does for a camera stream)")
+    parser.add_argument("--congestion-window", type=float, default=DEFAULT_QUEUE_MS,
+                        metavar="MS",
+                        help="with gcc: the congestion window's allowance for queueing, in "
+                             "ms beyond the feedback RTT; bytes in flight beyond it make the "
+                             "encoder drop frames (libwebrtc's default WebRTC-CongestionWindow "
+                             "QueueSize, %(default)s; 0: no congestion window)")
     parser.add_argument("--log-dir", default=None,
                         help="write logs, live.jsonl and sender_meta.json here")
     parser.add_argument("--seed", type=int, default=1, help="seed of SSRCs and frame sizes")
@@ -536,6 +581,9 @@ def config_from_args(args: argparse.Namespace,
     if args.probe_interval < 0:
         parser.error(f"--probe-interval {args.probe_interval}: fix: seconds >= 0 "
                      "(0 turns periodic probing off)")
+    if args.congestion_window < 0:
+        parser.error(f"--congestion-window {args.congestion_window}: fix: ms >= 0 "
+                     "(0 turns the congestion window off)")
     if not 0 < args.fps <= 240:
         parser.error(f"--fps {args.fps}: fix: a frame rate in (0, 240]")
     return SenderConfig(dest=dest, bind=bind, duration_s=args.duration,
@@ -543,6 +591,7 @@ def config_from_args(args: argparse.Namespace,
                         max_bps=args.max_rate, fps=args.fps, frames_file=args.frames_file,
                         audio=not args.no_audio, estimator=args.estimator,
                         probing=not args.no_probing, probe_interval_s=args.probe_interval,
+                        congestion_window_ms=args.congestion_window,
                         log_dir=prepare_log_dir(args.log_dir), seed=args.seed)
 
 

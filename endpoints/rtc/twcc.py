@@ -6,7 +6,10 @@
   packets, splitting where a delta would not fit 16 bits.
 * Sender: :class:`FeedbackAdapter` matches feedback against its send history
   and yields one :class:`PacketResult` per reported packet: (sequence, send
-  time, arrival time or ``None`` when lost).
+  time, arrival time or ``None`` when lost). It also counts the bytes in
+  flight, sent and not yet covered by any feedback (libwebrtc
+  TransportFeedbackAdapter's in-flight tracker), which GCC's congestion
+  window compares with its data window.
 
 Times are integer microseconds. Arrival times are on the receiver's clock and
 travel quantised to 250 µs: ``floor(t / 250 µs)`` exactly, so the sender sees
@@ -147,6 +150,7 @@ class _Sent:
     send_time_us: int
     size: int
     acked: bool = False
+    reported: bool = False  # covered by a feedback, received or lost: no longer in flight
 
 
 class FeedbackAdapter:
@@ -158,16 +162,20 @@ class FeedbackAdapter:
         self._last_sequence: int | None = None
         self._history_us = history_us
         self.unknown_reports = 0  # reported sequence numbers we have no record of
+        self.in_flight_bytes = 0
 
     def on_packet_sent(self, transport_sequence: int, send_time_us: int, size: int) -> int:
         """Remember a sent packet; returns its unwrapped sequence number."""
         seq = self._unwrapper.unwrap(transport_sequence)
         self._history[seq] = _Sent(send_time_us, size)
+        self.in_flight_bytes += size
         self._last_sequence = seq if self._last_sequence is None else max(self._last_sequence, seq)
         while self._history:
             oldest_seq, oldest = next(iter(self._history.items()))
             if send_time_us - oldest.send_time_us <= self._history_us:
                 break
+            if not oldest.reported:
+                self.in_flight_bytes -= oldest.size
             del self._history[oldest_seq]
         return seq
 
@@ -183,6 +191,9 @@ class FeedbackAdapter:
             if sent is None:
                 self.unknown_reports += 1
                 continue
+            if not sent.reported:
+                sent.reported = True
+                self.in_flight_bytes -= sent.size
             if sent.acked:
                 continue  # already reported received by an earlier feedback
             if arrival is not None:

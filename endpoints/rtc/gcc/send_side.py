@@ -15,6 +15,13 @@ A probe result, when the detector is not overusing, becomes the delay-based
 estimate and the loss-based one (DelayBasedBwe::MaybeUpdateEstimate →
 AimdRateControl::SetEstimate; GoogCcNetworkController calls
 SetSendBitrate on a probe result).
+
+Congestion window (libwebrtc's default ``WebRTC-CongestionWindow``, see
+:mod:`endpoints.rtc.gcc.congestion_window`): each feedback records its
+largest feedback RTT and updates the data window; the sender calls
+:meth:`SendSideBwe.on_process_interval` every 25 ms and
+:meth:`SendSideBwe.pushback_bps` with its bytes in flight after each packet,
+and drops frames as the pushed-back rate says.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from collections.abc import Sequence
 
 from endpoints.rtc.gcc.acked_bitrate import AckedBitrateEstimator
 from endpoints.rtc.gcc.aimd import AimdRateControl
+from endpoints.rtc.gcc.congestion_window import DEFAULT_QUEUE_MS, CongestionWindowPushback
 from endpoints.rtc.gcc.inter_arrival import InterArrival
 from endpoints.rtc.gcc.loss_based import LossBasedControl
 from endpoints.rtc.gcc.overuse_detector import BandwidthUsage
@@ -45,7 +53,10 @@ PROBE_MEMORY_PACKETS = 10_000  # forget probe packets this far behind the newest
 class SendSideBwe:
     def __init__(self, start_bitrate_bps: float = 300_000, *, min_bitrate_bps: float = 10_000,
                  max_bitrate_bps: float = 30_000_000,
-                 periodic_probe_interval_ms: float = DEFAULT_PERIODIC_PROBE_INTERVAL_MS) -> None:
+                 periodic_probe_interval_ms: float = DEFAULT_PERIODIC_PROBE_INTERVAL_MS,
+                 congestion_window_queue_ms: float = DEFAULT_QUEUE_MS) -> None:
+        if congestion_window_queue_ms < 0:
+            raise ValueError("congestion_window_queue_ms must be >= 0 (0: no congestion window)")
         self.min_bitrate_bps = min_bitrate_bps
         self.max_bitrate_bps = max_bitrate_bps
         self.inter_arrival = InterArrival()
@@ -66,6 +77,9 @@ class SendSideBwe:
         self.probe_estimator = ProbeBitrateEstimator()
         self._probe_of: dict[int, ProbeCluster] = {}  # transport seq → its cluster
         self._pending_clusters: list[ProbeCluster] = []
+        self.congestion_window = (
+            CongestionWindowPushback(queue_ms=congestion_window_queue_ms)
+            if congestion_window_queue_ms > 0 else None)
 
     # ---- accessors -------------------------------------------------------------
 
@@ -140,6 +154,9 @@ class SendSideBwe:
             # (includes the receiver's feedback wait, as libwebrtc's feedback RTT does).
             self._rtt_samples.append((now_us - max(r.send_time_us for r in received)) / 1000)
             self._apply_rtt()
+            if self.congestion_window is not None:
+                self.congestion_window.on_feedback_rtt(
+                    (now_us - min(r.send_time_us for r in received)) / 1000)
         for result in results:
             cluster = self._probe_of.pop(result.sequence, None)
             if cluster is not None:
@@ -171,10 +188,25 @@ class SendSideBwe:
         self.loss_based.on_packets(lost, len(results), now_ms,
                                    upper_limit_bps=self.aimd.current_bps)
         self._update_target()
+        if self.congestion_window is not None:
+            self.congestion_window.update_window(self.target_bps)
         self._pending_clusters += self.probe_controller.process(now_ms)
         self._pending_clusters += self.probe_controller.set_estimated_bitrate(
             self.target_bps, now_ms)
         return self.target_bps
+
+    # ---- congestion window -------------------------------------------------------
+
+    def on_process_interval(self) -> None:
+        """Every 25 ms (libwebrtc's process interval): refresh the data window."""
+        if self.congestion_window is not None:
+            self.congestion_window.update_window(self.target_bps)
+
+    def pushback_bps(self, in_flight_bytes: float) -> float:
+        """The target after congestion-window pushback for ``in_flight_bytes``."""
+        if self.congestion_window is None:
+            return self.target_bps
+        return self.congestion_window.pushback_bps(self.target_bps, in_flight_bytes)
 
     # ---- internals -------------------------------------------------------------
 

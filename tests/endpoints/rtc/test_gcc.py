@@ -229,3 +229,28 @@ def test_inter_arrival_drops_reordered_groups_and_resets_after_three() -> None:
     assert inter.compute_deltas(70_000, 240_000, 1000) is None  # second group opens
     out = inter.compute_deltas(80_000, 250_000, 1000)
     assert out is not None and out.arrival_delta_ms == pytest.approx(10.0)
+
+
+def test_congestion_window_follows_feedback_rtt_and_target() -> None:
+    """libwebrtc's default window: target x (min of the largest feedback RTTs + 350 ms)."""
+    bwe = SendSideBwe(start_bitrate_bps=800_000)
+    assert bwe.congestion_window is not None
+    assert bwe.pushback_bps(10**9) == bwe.target_bps  # no feedback yet: no window
+    # One feedback 70 ms after the oldest packet it reports was sent.
+    results = [PacketResult(seq, 10_000 + 5_000 * seq, PACKET, 40_000 + 5_000 * seq)
+               for seq in range(5)]
+    bwe.on_feedback(results, 80_000)
+    window = bwe.congestion_window.data_window_bytes
+    assert window == pytest.approx(bwe.target_bps / 8 * (0.070 + 0.350), rel=0.01)
+    assert bwe.pushback_bps(0.5 * window) == bwe.target_bps
+    assert bwe.pushback_bps(2 * window) == pytest.approx(0.9 * bwe.target_bps)
+    bwe.on_process_interval()
+    assert bwe.congestion_window.data_window_bytes == pytest.approx(window, rel=0.01)
+
+
+def test_congestion_window_can_be_turned_off() -> None:
+    bwe = SendSideBwe(start_bitrate_bps=800_000, congestion_window_queue_ms=0)
+    assert bwe.congestion_window is None
+    assert bwe.pushback_bps(10**9) == bwe.target_bps
+    with pytest.raises(ValueError, match="congestion_window_queue_ms"):
+        SendSideBwe(congestion_window_queue_ms=-1)

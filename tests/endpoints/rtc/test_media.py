@@ -138,3 +138,28 @@ def test_pacer_drains_a_long_queue_within_two_seconds() -> None:
         pacer.process(ticks * 5_000)
         ticks += 1
     assert ticks * 5_000 <= 2_200_000
+
+
+def test_frame_drop_interval_drops_one_frame_in_n_and_keeps_frame_sizes() -> None:
+    """Congestion-window pushback: the caller lowers the target by 1/N as frames go."""
+    model = VideoModel(900_000, size_noise_sigma=0.0, encoder_lag_s=0, encoder_down_lag_s=0,
+                       key_frame_interval_s=100, seed=4)
+    before = model.frames_due(999_999)
+    model.set_frame_drop_interval(3)
+    model.set_target(600_000, 1_000_000)
+    during = model.frames_due(1_999_999)
+    assert len(during) == 20 and model.dropped_frames == 10
+    p_before = statistics.mean(f.size for f in before if not f.key)
+    assert statistics.mean(f.size for f in during) == pytest.approx(p_before, rel=0.01)
+    model.set_frame_drop_interval(None)
+    assert len(model.frames_due(2_999_999)) == 30
+    with pytest.raises(ValueError, match="at least 2"):
+        model.set_frame_drop_interval(1)
+
+
+def test_a_dropped_key_frame_moves_to_the_next_frame_kept() -> None:
+    model = VideoModel(900_000, key_frame_interval_s=1, seed=5)
+    model.frames_due(999_999)  # frames 0..29; frame 30 is the next key frame
+    model.set_frame_drop_interval(2)
+    frames = model.frames_due(1_040_000)  # frame 30 dropped, frame 31 kept
+    assert [f.index for f in frames] == [31] and frames[0].key

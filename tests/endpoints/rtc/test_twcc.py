@@ -112,3 +112,29 @@ def test_adapter_ignores_unknown_sequence_numbers() -> None:
     results = adapter.on_feedback(fb)
     assert [r.sequence for r in results] == [100]
     assert adapter.unknown_reports == 2
+
+
+def test_adapter_counts_bytes_in_flight_until_a_feedback_covers_them() -> None:
+    adapter = FeedbackAdapter()
+    for seq in range(4):
+        adapter.on_packet_sent(seq, send_time_us=1_000 * seq, size=100 * (seq + 1))
+    assert adapter.in_flight_bytes == 100 + 200 + 300 + 400
+    builder = FeedbackBuilder(1)
+    builder.on_packet(0, 20_000)
+    builder.on_packet(2, 22_000)  # 1 is reported lost: covered, so no longer in flight
+    for fb in builder.build():
+        adapter.on_feedback(fb)
+    assert adapter.in_flight_bytes == 400
+    # A late report of the lost packet as received does not count it twice.
+    late = FeedbackBuilder(1)
+    late.on_packet(1, 30_000)
+    for fb in late.build():
+        adapter.on_feedback(fb)
+    assert adapter.in_flight_bytes == 400
+
+
+def test_adapter_forgets_in_flight_bytes_it_drops_from_history() -> None:
+    adapter = FeedbackAdapter(history_us=10_000)
+    adapter.on_packet_sent(0, send_time_us=0, size=500)
+    adapter.on_packet_sent(1, send_time_us=20_000, size=700)
+    assert adapter.in_flight_bytes == 700
