@@ -5,7 +5,9 @@ Part 1, step trace (``traces/steps/1-3-1mbit``: 1 → 3 → 1 Mbit/s, 10 s each,
 same two-host lab and trace run twice with ``netlab up``:
 
 * ``gcc``: sender-side GCC (``endpoints.rtc.gcc``) on transport-wide
-  feedback, with libwebrtc's initial exponential probing;
+  feedback, with libwebrtc's initial exponential probing, the periodic probe
+  and the default congestion window (encoder frame drops while the bytes in
+  flight exceed it);
 * ``aiortc``: aiortc's receiver-side RemoteBitrateEstimator
   (``bench/aiortc_estimator.py``, loaded as an AlphaRTC plugin by the netlab
   receiver), whose REMB the same netlab sender follows (``--estimator remb``).
