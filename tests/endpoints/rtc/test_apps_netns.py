@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from pyroute2 import IPRoute
 
@@ -111,10 +112,14 @@ def test_gcc_settles_below_a_1_mbit_bottleneck(link: None, tmp_path: Path) -> No
     summary = (f"late targets {late_targets.min():.0f}..{late_targets.max():.0f} "
                f"median {np.median(late_targets):.0f}")
     # GCC cut below capacity and settled there; a periodic probe may lift the target
-    # above the link for the moment until its overuse cuts it again.
+    # above the link for the moment (a probe cluster that fits in htb's burst measures
+    # more than the rate: 1.2-1.7 Mbit/s seen) until its overuse cuts it again, which
+    # takes the encoder's climb plus detection: up to 0.65 s in 12 runs, 1.5 s allowed
+    # (a GCC that never cut would stay above for all 3 s).
     assert (rate["usage"] == 1).any(), "the bottleneck was never detected"
     assert late_targets.min() >= 0.6e6 and 0.6e6 < np.median(late_targets) <= 1.0e6, summary
-    assert (late_targets <= 1.1e6).mean() >= 0.9, summary
+    longest_above_s = _longest_stretch_s(late_rate["time_ns"], late_targets > 1.1e6)
+    assert longest_above_s <= 1.5, f"{summary}; above 1.1 Mbit/s for {longest_above_s:.2f} s"
 
     late = received["send_ns"] > start_ns + (DURATION_S - 4) * 1e9
     p95_late = np.percentile(delays_ms[late], 95)
@@ -135,3 +140,18 @@ def test_gcc_settles_below_a_1_mbit_bottleneck(link: None, tmp_path: Path) -> No
     assert lost_early <= meta["counters"]["packets_reported_lost"] <= len(lost)
     print(f"{summary}; p95 delay late {p95_late:.1f} ms, all {p95_all:.1f} ms; "
           f"goodput {goodput:.0f} bit/s; lost {len(sent) - len(received)}/{len(sent)}")
+
+
+def _longest_stretch_s(times_ns: npt.NDArray[np.int64], above: npt.NDArray[np.bool_]) -> float:
+    """Longest time from a sample ``above`` to the next one that is not (or the last)."""
+    longest = 0.0
+    start: int | None = None
+    for index, flag in enumerate(above):
+        if flag and start is None:
+            start = index
+        elif not flag and start is not None:
+            longest = max(longest, float(times_ns[index] - times_ns[start]) / 1e9)
+            start = None
+    if start is not None:
+        longest = max(longest, float(times_ns[-1] - times_ns[start]) / 1e9)
+    return longest
