@@ -13,10 +13,15 @@ rate is raised to the one that drains it by then.
 
 Probe clusters (:mod:`endpoints.rtc.probing`) are paced apart from the
 budget: when :meth:`Pacer.process_probe` finds a probe due it hands out
-queued video up to the prober's recommended probe size and says how many
-bytes of padding should complete it (libwebrtc's PacingController sends
-media first and generates padding for the rest while probing); the caller
-reports what it sent with :meth:`Pacer.on_probe_sent`.
+queued audio and video up to the prober's recommended probe size and says
+how many bytes of padding should complete it (libwebrtc's PacingController
+sends media first and generates padding for the rest while probing); the
+caller reports what it sent with :meth:`Pacer.on_probe_sent`. While a
+cluster is active, :meth:`Pacer.process` sends nothing: every packet leaves
+in a probe, as libwebrtc tags every packet sent while probing with the
+cluster. Media sent beside a probe but outside it would share the
+bottleneck with it uncounted, and the probe would measure less than the
+link carries.
 
 Clock injected: ``process(now_us)`` returns the packets to send now.
 """
@@ -96,10 +101,11 @@ class Pacer:
         rate = self.effective_rate_bps(now_us)
         media: list[RtpPacket] = []
         size = 0
-        while self._video and size < wanted:
-            packet = self._pop(self._video, rate)
-            media.append(packet)
-            size += packet.size
+        for queue in (self._audio, self._video):
+            while queue and size < wanted:
+                packet = self._pop(queue, rate)
+                media.append(packet)
+                size += packet.size
         return cluster, media, max(0, wanted - size)
 
     def on_probe_sent(self, now_us: int, size: int) -> None:
@@ -114,6 +120,8 @@ class Pacer:
         self._last_process_us = now_us
         self._increase_budget(rate, elapsed_us)
         out: list[RtpPacket] = []
+        if self.prober.active:
+            return out  # media leaves in the probes (process_probe)
         while self._audio:
             out.append(self._pop(self._audio, rate))
         while self._video and self._budget_bytes > 0:

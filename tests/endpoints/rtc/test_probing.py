@@ -169,6 +169,26 @@ def test_pacer_probe_sends_queued_video_first_then_asks_for_padding() -> None:
     assert pacer.process_probe(4_000) is not None
 
 
+def test_while_probing_every_packet_leaves_in_a_probe_audio_first() -> None:
+    """libwebrtc tags every packet sent while a cluster is active with that cluster:
+    media sent beside the probe, untagged, would take bottleneck time the probe's
+    receive rate does not count."""
+    pacer = Pacer(1_000_000)
+    pacer.enqueue(RtpPacket(96, 1, 0, 1, payload=bytes(1000)), 0)
+    pacer.enqueue(RtpPacket(111, 7, 0, 2, payload=bytes(100)), 0, audio=True)
+    pacer.add_probe_cluster(ProbeCluster(1, 8_000_000, 0), 0)  # 4000 B per probe
+    assert pacer.process(0) == []  # the regular tick leaves the queue to the probe
+    due = pacer.process_probe(0)
+    assert due is not None
+    _cluster, media, padding = due
+    assert [p.sequence_number for p in media] == [7, 1]
+    assert padding == 4000 - sum(p.size for p in media)
+    for _ in range(5):  # finish the cluster (5 probes of 4000 B = 20 kB >= 15 ms at 8 Mbit/s)
+        pacer.on_probe_sent(0, 4000)
+    pacer.enqueue(RtpPacket(96, 2, 0, 1, payload=bytes(1000)), 0)
+    assert [p.sequence_number for p in pacer.process(5_000)] == [2]
+
+
 # ---- closed loop ----------------------------------------------------------------------------
 
 
