@@ -39,10 +39,14 @@ def test_evaluate_runs_policy_and_gcc_in_labs(tmp_path: Path) -> None:
                     queue_pkt=40, duration_s=4, seed=2)
     report = evaluate({"onl": REPO / "models" / "opennetlab-pretrained.pth"}, [env], tmp_path,
                       repeat=2, parallel=2, lab_prefix="ftte")
-    assert sum(report.dropped.values()) == 0, report.dropped
+    # Two labs share two vCPUs on the CI machine: now and then one is judged unfaithful
+    # (a user-space link held a packet 2.5 ms over its asked delay at p99, limit 1 ms)
+    # and left out, counted. Nothing may fail outright, and each controller keeps a score.
+    assert sum(report.dropped.values()) == report.unfaithful, (report.dropped, report.unfaithful)
     for name in ("onl", "gcc"):
-        scores = report.scores[name][0]
-        assert len(scores) == 2 and all(0 < s <= 70 for s in scores)
+        scores = report.scores[name].get(0, [])
+        assert len(scores) + report.dropped[name] == 2, (name, scores, report.dropped)
+        assert scores and all(0 < s <= 70 for s in scores), (name, scores)
     data = json.loads((tmp_path / "eval.json").read_text())
     assert 0.0 <= data["vs_baseline"]["onl"]["fraction_beats_baseline"] <= 1.0
     assert data["aggregate"]["gcc"]["n"] == 1
