@@ -125,8 +125,9 @@ class VideoModel:
             capture = self.next_frame_time_us()
             self._advance_rate(capture)
             if self._drop_interval is not None:
+                drop = self._drop_counter % self._drop_interval == 0
                 self._drop_counter += 1
-                if (self._drop_counter - 1) % self._drop_interval == 0:
+                if drop:
                     # A key frame due now is encoded with the next frame kept.
                     self._key_pending |= self._next_index % self.gop_frames == 0
                     self.dropped_frames += 1

@@ -172,7 +172,6 @@ class RtcSender:
                                congestion_window_queue_ms=(config.congestion_window_ms
                                                            if config.estimator == "gcc" else 0))
         self._drop_interval: int | None = None
-        self._encoder_bps = self.target_bps
         self.adapter = FeedbackAdapter()
         self.remb_bps: float | None = None
         self.counters = SenderCounters()
@@ -207,18 +206,17 @@ class RtcSender:
         With the pushback, libwebrtc drops one frame in N and encodes at
         target - target / N (``DropFrame:true``, see ``gcc.congestion_window``).
         """
-        interval = None
         if self.bwe.congestion_window is not None and isinstance(self.video, VideoModel):
             pushback = self.bwe.pushback_bps(self.adapter.in_flight_bytes)
             interval = frame_drop_interval(self.target_bps, pushback, self.config.min_bps)
-        if interval == self._drop_interval and not force:
-            return
-        self._drop_interval = interval
-        encoder_bps = self.target_bps - (self.target_bps / interval if interval else 0.0)
-        if isinstance(self.video, VideoModel):
-            self.video.set_frame_drop_interval(interval)
-        self._encoder_bps = encoder_bps
-        self.video.set_target(self._video_share(encoder_bps), now_us)
+            if interval != self._drop_interval:
+                self._drop_interval = interval
+                self.video.set_frame_drop_interval(interval)
+                force = True
+        if force:
+            interval = self._drop_interval
+            encoder_bps = self.target_bps - (self.target_bps / interval if interval else 0.0)
+            self.video.set_target(self._video_share(encoder_bps), now_us)
 
     # ---- media → pacer -------------------------------------------------------------
 

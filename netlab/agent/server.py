@@ -159,7 +159,6 @@ class Agent:
         self.socket_path = socket_path
         self.deadline_us = deadline_s * 1e6
         self.explore = explore
-        self.warm_interval_s = warm_interval_s
         self.warm_mode = warm if warm_interval_s else "off"
         self._warm_interval_ns = int((warm_interval_s or 0) * 1e9)
         self.budget = SpinBudget(poll_budget)
@@ -413,23 +412,16 @@ class Agent:
             if self._epoll is not None and self._epoll.poll(0):
                 break  # a request (or a connection) is waiting: serve it first
         end = time.monotonic_ns()
-        # what a warm-up costs when it is needed (cold): the 90th percentile of the newest
-        self._warm_costs.append(end - start)
-        if len(self._warm_costs) > 32:
-            del self._warm_costs[0]
-        self._warm_cost_ns = sorted(self._warm_costs)[len(self._warm_costs) * 9 // 10]
+        # what a warm-up costs when it is needed (cold)
+        self._warm_cost_ns = _p90_of_newest(self._warm_costs, end - start)
         self._last_forward_ns = end
         self.counters["warmups"] += 1
 
     def _learn_lateness(self, late_ns: int) -> None:
         self.counters["timed_wakes"] += 1
-        samples = self._wake_lateness
-        samples.append(max(0, late_ns))
-        if len(samples) > 32:
-            del samples[0]
         low, high = WAKE_LEAD_BOUNDS_NS
-        ordered = sorted(samples)
-        self._wake_lead_ns = min(high, max(low, ordered[len(ordered) * 9 // 10]))
+        self._wake_lead_ns = min(high, max(low, _p90_of_newest(self._wake_lateness,
+                                                               max(0, late_ns))))
 
     def _register(self, sock: socket.socket, handler: Connection | str) -> None:
         assert self._epoll is not None
@@ -614,6 +606,14 @@ class Agent:
             [r.frame.done for r in batch], out.log_prob, out.value, obs, out.actions)
 
 
+def _p90_of_newest(samples: list[int], sample: int, keep: int = 32) -> int:
+    """Add ``sample`` to the newest ``keep`` ``samples``; their 90th percentile."""
+    samples.append(sample)
+    if len(samples) > keep:
+        del samples[0]
+    return sorted(samples)[len(samples) * 9 // 10]
+
+
 def _listen(path: Path) -> socket.socket:
     """Bind the SEQPACKET socket with mode 0600 from the start (umask), replacing
     only a stale socket file nobody listens on."""
@@ -687,9 +687,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the model counts as cold after this much idle time (default "
                              "2ms; 0 disables warm-ups)")
     parser.add_argument("--warm", choices=WARM_MODES, default="predict",
-                        help="predict (default): run the model on zeros just before a flow's "
-                             "next expected request when it has gone cold; periodic: whenever "
-                             "it has idled --warm-interval (costs CPU all the time); off")
+                        help="predict (default): rehearse a flow's last request just before "
+                             "its next expected one when the model has gone cold; periodic: "
+                             "run the model whenever it has idled --warm-interval (costs CPU "
+                             "all the time); off")
     parser.add_argument("--poll-budget", type=float, default=DEFAULT_POLL_BUDGET,
                         help="share of one core the agent may spend busy-polling around each "
                              f"flow's next expected request (default {DEFAULT_POLL_BUDGET}, at "

@@ -93,10 +93,7 @@ def frame_drop_interval(target_bps: float, pushback_bps: float,
     """
     if target_bps <= 0 or target_bps <= codec_min_bps:
         return None
-    reduce_ratio = (target_bps - pushback_bps) / target_bps
-    if reduce_ratio <= MIN_REDUCE_RATIO:
+    if target_bps - pushback_bps <= MIN_REDUCE_RATIO * target_bps:
         return None
-    reduce_bps = min(target_bps * reduce_ratio, target_bps - codec_min_bps)
-    if reduce_bps <= 0:
-        return None
+    reduce_bps = min(target_bps - pushback_bps, target_bps - codec_min_bps)
     return max(MIN_DROP_INTERVAL, int(target_bps / reduce_bps))
