@@ -300,7 +300,7 @@ def loopback_flow(rate_bps: float, seconds: float, work: Path) -> LoopbackRun:
     started = time.monotonic()
     sender = _spawn("endpoints.rtc.sender_app", "--dest", f"127.0.0.1:{port}",
                     "--duration", f"{seconds:.1f}", "--estimator", "remb",
-                    "--start-rate", str(int(rate_bps)), "--max-rate", "10G",
+                    "--start-rate", str(int(rate_bps)), "--max-rate", "10Gbit",
                     "--log-dir", str(directory / "sender"))
     sender_cpu = _cpu_seconds(sender, seconds + 15)
     wall = time.monotonic() - started

@@ -12,7 +12,17 @@ traces (both directions at once, one saturating TCP flow each way, a
 1000-packet queue so the link stays backlogged) replayed in 10 ms bins;
 capacity MAPE per 500 ms backlogged bin from the qdisc's byte counter.
 
+Part 3, agreement (``--agreement``): the kernel backend and the user-space
+link, each under a UDP flood, binned at the receiver by 500 ms against the
+trace: every Mahimahi trace of the corpus (first ``--agreement-seconds``),
+synthetic outages of 0.1/0.5/1/3 s at 1/10/50 Mbit/s, and zero-opportunity
+stretches shorter than a replay step.  Targets: each backlogged bin within
+5 % of the trace on each backend, the two backends within 3 % over a run.
+Each case also shows the htb check's prediction (``shaping.replay.representable``:
+what the lab would move to the user-space link on its own).
+
 Run as root:  .venv/bin/python bench/replay.py [--duration 60] [--json out.json]
+              .venv/bin/python bench/replay.py --agreement [--agreement-seconds 20]
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from shaping.replay import (
     read_replay_log,
     start_replayer,
 )
+from shaping.replay.representable import check_htb
 from shaping.spec import LinkShape, QueueLimit
 from shaping.traces import load_trace
 
@@ -46,7 +57,7 @@ PREFIX = "nltg-bench"
 NS_A, NS_B = f"{PREFIX}-a", f"{PREFIX}-b"
 IF_A, IF_B = "nltg-bva", "nltg-bvb"
 ADDR_A, ADDR_B = "10.232.0.1", "10.232.0.2"
-MAHIMAHI = Path("/work/shared/external/mahimahi")
+MAHIMAHI = Path(__file__).resolve().parents[1] / "tests" / "data" / "external" / "mahimahi"
 STEP_RATES = [10_000_000, 20_000_000]
 QUEUE = QueueLimit(packets=1000)
 
@@ -196,6 +207,57 @@ def capacity(trace_name: str, seconds: float, workdir: Path) -> dict[str, Any]:
     return results
 
 
+def agreement_case(trace: Any, seconds: float, workdir: Path) -> dict[str, Any]:
+    from tests.shaping.agreement_lab import run_kernel, run_user
+
+    out: dict[str, Any] = {}
+    totals = {}
+    for backend, run in (("kernel", run_kernel), ("user", run_user)):
+        delivery = run(trace, seconds, workdir)
+        errors = delivery.errors()
+        worst = float(errors[np.argmax(np.abs(errors))]) if errors.size else None
+        out[backend] = {"mape": float(np.mean(np.abs(errors))) if errors.size else None,
+                        "worst_bin": worst, "bins": int(errors.size),
+                        "bins_over_5pct": int((np.abs(errors) > 0.05).sum())}
+        totals[backend] = delivery.total_bits()
+    out["kernel_vs_user"] = totals["kernel"] / totals["user"] - 1 if totals["user"] else None
+    from tests.shaping.agreement_lab import LEAD_S, QUEUE
+
+    check = check_htb(trace, LinkShape(queue=QUEUE), LEAD_S + seconds)
+    out["htb_check"] = {"representable": check.representable, "reason": check.reason()}
+    return out
+
+
+def agreement(seconds: float, workdir: Path) -> dict[str, Any]:
+    from tests.shaping.agreement_lab import LEAD_S, outage_trace
+
+    cases: dict[str, Any] = {}
+    corpus = sorted((Path(__file__).resolve().parents[1] / "traces").glob("**/*"))
+    for path in corpus:
+        if path.suffix in (".json", ".md", ".py") or not path.is_file():
+            continue
+        trace = load_trace(str(path))
+        if trace.opportunities_ms is not None:
+            cases[path.name] = (trace, seconds)
+    for rate in (1.0, 10.0, 50.0):
+        for gap in (0.1, 0.5, 1.0, 3.0):
+            cases[f"outage {gap:g} s at {rate:g} Mbit/s"] = (outage_trace(rate, gap), 3.5 + gap)
+        cases[f"sub-step gaps 5/20/40 ms at {rate:g} Mbit/s"] = (
+            outage_trace(rate, 0.0, after_s=3.0, short_gaps_ms=(5, 20, 40)), 4.0)
+    report: dict[str, Any] = {"lead_s": LEAD_S}
+    for name, (trace, length) in cases.items():
+        result = agreement_case(trace, length, workdir)
+        report[name] = result
+        k, u = result["kernel"], result["user"]
+        print(f"{name:>40}: kernel MAPE {k['mape'] * 100:5.2f} % worst "
+              f"{k['worst_bin'] * 100:+6.1f} % ({k['bins_over_5pct']}/{k['bins']} bins > 5 %) | "
+              f"user MAPE {u['mape'] * 100:5.2f} % worst {u['worst_bin'] * 100:+6.1f} % | "
+              f"kernel/user {result['kernel_vs_user'] * 100:+5.2f} % | htb check: "
+              f"{'representable' if result['htb_check']['representable'] else 'NOT'}",
+              flush=True)
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--timing-seconds", type=float, default=10.0,
@@ -203,11 +265,21 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=60.0,
                         help="seconds of each Mahimahi trace to replay (140 = whole)")
     parser.add_argument("--skip-capacity", action="store_true")
+    parser.add_argument("--agreement", action="store_true",
+                        help="only the kernel-vs-user agreement sweep (part 3)")
+    parser.add_argument("--agreement-seconds", type=float, default=20.0,
+                        help="seconds of each corpus trace in the agreement sweep")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep-logs", type=Path, help="write the replay logs here (kept)")
     args = parser.parse_args()
     report: dict[str, Any] = {"timing": {}, "capacity": {}}
     parser_keep = args.keep_logs
+    if args.agreement:
+        with tempfile.TemporaryDirectory(prefix="nltg-bench-") as tmp:
+            report = {"agreement": agreement(args.agreement_seconds, Path(tmp))}
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1))
+        return 0
     with tempfile.TemporaryDirectory(prefix="nltg-bench-") as tmp, veth_pair():
         workdir = parser_keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)

@@ -29,8 +29,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pyroute2 import IPRoute, netns
+from pyroute2 import IPRoute
 
+from labcore import netns as labcore_netns
 from shaping.spec import LinkShape
 from shaping.tc import FRAME_BYTES, make_shaper
 
@@ -57,18 +58,30 @@ def _wait_gone(ifname: str, timeout_s: float = 3.0) -> None:
             time.sleep(0.05)
 
 
+def _add_namespace(name: str) -> Path:
+    """``ip netns add`` it and return the file it pinned (under /run or /var/run)."""
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+    pinned = labcore_netns.find(name)
+    if pinned is None:
+        raise RuntimeError(f"ip netns add {name} left no pinned namespace file")
+    return pinned
+
+
 @contextlib.contextmanager
 def veth_pair(prefix: str, subnet: int = 77) -> Iterator[VethPair]:
     """Create ``<prefix>-s``/``<prefix>-r`` namespaces and a veth between them."""
     sender_ns, receiver_ns = f"{prefix}-s", f"{prefix}-r"
     sender_if, receiver_if = f"{prefix}-vs", f"{prefix}-vr"
-    netns.create(sender_ns)
+    # iproute2 makes the namespaces: pyroute2's forked netns.create once left
+    # no pinned file behind on a CI machine, and the error only surfaced later.
+    sender_path = _add_namespace(sender_ns)
     try:
-        netns.create(receiver_ns)
+        receiver_path = _add_namespace(receiver_ns)
         try:
-            with IPRoute(netns=sender_ns) as ipr_s, IPRoute(netns=receiver_ns) as ipr_r:
+            with IPRoute(netns=str(sender_path)) as ipr_s, \
+                    IPRoute(netns=str(receiver_path)) as ipr_r:
                 ipr_s.link("add", ifname=sender_if, kind="veth",
-                           peer={"ifname": receiver_if, "net_ns_fd": receiver_ns})
+                           peer={"ifname": receiver_if, "net_ns_fd": str(receiver_path)})
                 for ipr, name, host in ((ipr_s, sender_if, 1), (ipr_r, receiver_if, 2)):
                     idx = ipr.link_lookup(ifname=name)[0]
                     ipr.addr("add", index=idx, address=f"10.{subnet}.0.{host}", prefixlen=24)
@@ -76,9 +89,9 @@ def veth_pair(prefix: str, subnet: int = 77) -> Iterator[VethPair]:
                     ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
                 yield VethPair(sender_ns, receiver_ns, sender_if, f"10.{subnet}.0.2", ipr_s)
         finally:
-            netns.remove(receiver_ns)
+            subprocess.run(["ip", "netns", "del", receiver_ns], check=False)
     finally:
-        netns.remove(sender_ns)
+        subprocess.run(["ip", "netns", "del", sender_ns], check=False)
         _wait_gone(sender_if)
 
 

@@ -3,9 +3,10 @@
 Each case runs one call (``netlab.learning.sim.run_episode``) over a bundled
 trace with per-packet records kept (metrics and scores computed, as ``netlab
 sim`` does) and without (as training runs), under a fixed estimate at the
-lab's 200 ms poll and OpenNetLab's 60 ms step, and under OpenNetLab's
-pretrained policy. "saturating" asks 8 Mbit/s, the action's ceiling, so the
-sender fills the queue and the link drops: the most packets per second.
+lab's 200 ms poll and OpenNetLab's 60 ms step, under OpenNetLab's
+pretrained policy, and under GCC (the sender's, on transport feedback).
+"saturating" asks 8 Mbit/s, the action's ceiling, so the sender fills the
+queue and the link drops: the most packets per second.
 Best of ``--repeat`` runs (the machine is shared; the best is the least
 disturbed). Target: ≥ 100 simulated s per s.
 
@@ -23,8 +24,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from netlab.agent.checkpoints import load_policy
-from netlab.agent.policies.base import Policy
-from netlab.learning.sim import SimConfig, run_episode
+from netlab.learning.sim import Controller, SimConfig, run_episode
+from netlab.scenario.model import Estimator
 from shaping.traces import load_trace
 
 TRACES = ("steps/1-3-1mbit", "opennetlab/medium/4g-3mbps", "cellular/verizon-lte-short.up",
@@ -39,12 +40,13 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     policy = load_policy(MODEL)
-    cases: list[tuple[str, Policy | float, float, bool]] = [
+    cases: list[tuple[str, Controller, float, bool]] = [
         ("fixed 1Mbit, 200 ms, records", 1e6, 0.2, True),
         ("fixed 1Mbit, 200 ms, no records", 1e6, 0.2, False),
         ("saturating 8Mbit, 200 ms, records", 8e6, 0.2, True),
         ("saturating 8Mbit, 60 ms, no records", 8e6, 0.06, False),
         ("OpenNetLab policy, 60 ms, records", policy, 0.06, True),
+        ("GCC, records", Estimator("gcc"), 0.2, True),
     ]
     rows: list[dict[str, Any]] = []
     print(f"{'trace':34} {'case':38} {'pkt/s':>7} {'sim s/s':>8}")

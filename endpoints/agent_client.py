@@ -11,16 +11,18 @@ timely again. Misses, late replies and the time spent in fallback are
 counted, and every timely round trip is timed (observation sent → action
 returned to the caller, i.e. applied).
 
-While it waits, ``decide`` first polls the socket (non-blocking ``recv``) for up
-to ``spin_s`` (default 400 µs, never past the deadline) and only then sleeps
-in ``select``: a sleeping process's vCPU halts on this VM, and waking it for the
-reply cost 50–80 µs at p50 and 300+ µs at p99 (bench/agent.py,
-``reply_to_applied``); a polling one takes the reply in ~30 µs. Polling stops
-early, and is skipped for the next 16 decisions, when the process was
-preempted while polling (another task wants this CPU: polling would only make
-both wait), and for the next 4 when a poll ran out before the reply came.
-Cost: at most ``spin_s`` per decision; in the bench at 50 Hz 0.2–0.9 % of a
-core per flow (``stats.spin_s`` counts it).
+While it waits, ``decide`` sleeps in ``select`` on the socket until the reply
+or the deadline, then reads what came: the simplest wait a deadline allows
+(a plain blocking ``recv`` is what the floor in ``bench/echo.py`` does, but
+its only timeout, SO_RCVTIMEO, counts in scheduler ticks: 4 ms at HZ=250).
+With ``spin_s`` > 0 it polls the socket (non-blocking ``recv``) for up to
+``spin_s`` first (never past the deadline) and only then sleeps: a polling
+process takes a reply without a wake-up, at the price of a CPU held while it
+polls. Polling stops early, and is skipped for the next 16 decisions, when the
+process was preempted while polling (another task wants this CPU: polling
+would only make both wait), and for the next 4 when a poll ran out before the
+reply came; ``stats.spin_s`` counts its cost. ``bench/agent_profile.py
+--only client`` measures both waits against the floor's.
 
 An agent that is not there (not started yet, stopped, crashed) costs one
 failed ``send`` per decision and a reconnection attempt at most once per
@@ -32,26 +34,24 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
-import json
 import os
 import select
 import socket
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from endpoints import agent_protocol as proto
+from labcore.jsonfile import write_json_atomic
 
 _flow_ids = itertools.count(1)
-#: How long ``decide`` polls for its reply before sleeping in ``select``: a reply
-#: to a sleeping process waits for its vCPU to wake (100+ µs on a VM without guest
-#: halt-polling, DESIGN.md "Facts"), a polling one takes it at once. It costs at most
-#: this per decision (the round trip when the agent is on time: 30–80 µs).
-DEFAULT_SPIN_S = 0.0004
+#: How long ``decide`` polls for its reply before sleeping in ``select`` (0: it
+#: sleeps at once). Polling costs up to this much CPU per decision and flow; the
+#: floor's clients do not poll, and neither does a flow unless asked.
+DEFAULT_SPIN_S = 0.0
 #: A gap this long between two polls means another task had this CPU: polling then
 #: only takes turns from it (and waits a scheduler slice for the next one), so the
 #: client sleeps instead, and for the next ``SPIN_BACKOFF`` decisions too; after a poll
@@ -75,6 +75,18 @@ class Decision:
     @property
     def timely(self) -> bool:
         return self.action is not None
+
+
+class Decider(Protocol):
+    """What a flow's policy estimator asks: :class:`AgentClient` in a lab; the
+    simulator's caller, who answers each poll itself, in ``netlab.learning.sim``."""
+
+    def decide(self, observation: npt.ArrayLike, reward: float = 0.0, done: bool = False,
+               *, wait_s: float | None = None) -> Decision: ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -191,16 +203,58 @@ class AgentClient:
         return Decision(None, None, seq)
 
     def _read(self, want_seq: int, deadline_ns: int | None) -> Decision | None:
-        """Drain replies; with a deadline, wait until ``want_seq`` answers: poll for
-        ``spin_s`` (unless backing off, see ``PREEMPTED_NS``), then sleep in ``select``;
-        never past the deadline."""
+        """Drain replies; with a deadline, wait until ``want_seq`` answers or the
+        deadline passes (polling first when ``spin_s`` is set)."""
+        if deadline_ns is None:
+            return self._drain(want_seq, None)
+        if self.spin_ns:
+            return self._poll_then_sleep(want_seq, deadline_ns)
+        return self._sleep(want_seq, deadline_ns)
+
+    def _drain(self, want_seq: int, newest: Decision | None) -> Decision | None:
+        """Every reply waiting now; the newest one for ``want_seq`` (or ``newest``)."""
+        while self.sock is not None:
+            try:
+                data = self.sock.recv(proto.MAX_FRAME + 1)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                self._disconnect(f"agent gone: {exc.strerror}")
+                break
+            if not data:
+                self._disconnect("agent closed the connection")
+                break
+            reply = self._on_frame(data, want_seq)
+            if reply is not None:
+                newest = reply
+        return newest
+
+    def _sleep(self, want_seq: int, deadline_ns: int) -> Decision | None:
+        """Sleep in ``select`` until a reply comes, read, repeat until ``want_seq``'s
+        reply or the deadline (µs-exact, unlike SO_RCVTIMEO's ticks)."""
+        newest: Decision | None = None
+        while self.sock is not None:
+            remaining = deadline_ns - time.monotonic_ns()
+            if remaining <= 0:
+                break
+            ready, _, _ = select.select([self.sock], [], [], remaining / 1e9)
+            if not ready:
+                break
+            newest = self._drain(want_seq, newest)
+            if newest is not None and newest.seq == want_seq:
+                break
+        return newest
+
+    def _poll_then_sleep(self, want_seq: int, deadline_ns: int) -> Decision | None:
+        """Poll for ``spin_s`` (unless backing off, see ``PREEMPTED_NS``), then sleep
+        in ``select``; never past the deadline."""
         newest: Decision | None = None
         spin_from = spin_end = last_poll = 0
         while self.sock is not None:
             try:
                 data = self.sock.recv(proto.MAX_FRAME + 1)
             except (BlockingIOError, InterruptedError):
-                if deadline_ns is None or (newest is not None and newest.seq == want_seq):
+                if newest is not None and newest.seq == want_seq:
                     break
                 now = time.monotonic_ns()
                 if not spin_from:
@@ -293,10 +347,7 @@ class AgentClient:
                 "latency_us": self.stats.latency_us}
 
     def write_summary(self, path: str | os.PathLike[str]) -> None:
-        target = Path(path)
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.summary(), separators=(",", ":")))
-        os.replace(tmp, target)
+        write_json_atomic(path, self.summary(), compact=True)
 
     def close(self) -> None:
         if self.sock is not None:

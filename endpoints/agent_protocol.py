@@ -61,6 +61,7 @@ class ErrorCode(IntEnum):
     OUT_OF_ORDER = 6
     MISMATCH = 7
     POLICY = 8
+    LIMIT = 9  # too many connections to one agent, or flows on one connection
 
 
 class FrameError(ValueError):

@@ -5,11 +5,13 @@
 
 runs :mod:`endpoints.rtc.receiver_app` unchanged with the ``policy`` kind
 registered (:func:`endpoints.rtc.receiver_app.register_estimator_kind`).
-Every poll (``--poll-interval``, 200 ms by default, down to 10 ms) the
-estimator computes OpenNetLab's state over the packets of the last 60 ms,
-exactly as their gym example's ``BandwidthEstimator.py`` with
+Every poll (``--poll-interval``, 200 ms by default, 10 ms to 1 s in a lab's
+``decision_interval``) the estimator computes OpenNetLab's state over the
+packets of the last window (``window=``, 60 ms by default: their step; the lab
+sets it to the decision interval), exactly as their gym example's
+``BandwidthEstimator.py`` with
 ``alphartc_gym/utils/packet_record.py`` does (OpenNetLab/gym-example,
-``rtc_env.py``): receive rate (payload bytes × 8 / 60 ms), mean one-way
+``rtc_env.py``): receive rate (payload bytes × 8 / window), mean one-way
 delay relative to the first packet's, loss ratio from sequence gaps, and
 the last estimate. It sends them raw (bps, ms, ratio, bps: contract
 ``rtc-onl4``; the agent normalises as the policy was trained) with the
@@ -26,67 +28,41 @@ decisions, misses, fallback time and every round-trip time.
 
 from __future__ import annotations
 
-import json
-import math
+import argparse
 import sys
 import urllib.parse
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from endpoints.agent_client import AgentClient
+from endpoints.agent_client import AgentClient, Decider
+from endpoints.metrics.objectives import (  # the rewards, defined with the scores
+    MAX_MBPS,
+    MIN_MBPS,
+    NEEDS_CAPACITY,
+    REWARDS,
+    UNIT_BPS,
+    Reward,
+    capacity_reward,
+    liner_to_log,
+    onl_reward,
+    qoe_reward,
+)
 from endpoints.rtc.errors import PluginError
-from endpoints.rtc.estimators import GccEstimator
+from endpoints.rtc.estimators import DEFAULT_POLL_INTERVAL_S, GccEstimator
+from labcore import units
+from labcore.jsonfile import write_json_atomic
+
+__all__ = ["MAX_MBPS", "MIN_MBPS", "NEEDS_CAPACITY", "REWARDS", "UNIT_BPS", "OnlPacketWindow",
+           "PolicyEstimator", "Reward", "capacity_reward", "liner_to_log", "onl_reward",
+           "qoe_reward"]
 
 CONTRACT = "rtc-onl4"
 STEP_MS = 60  # OpenNetLab BandwidthEstimator(step_time=60)
-MIN_MBPS, MAX_MBPS, UNIT_BPS = 0.01, 8.0, 1e6
 DEFAULT_START_BPS = 300_000
 FALLBACKS = ("keep", "gcc")
 CLIENT_SUMMARY = "agent_client.json"
-
-
-def liner_to_log(bps: float) -> float:
-    """OpenNetLab's ``liner_to_log`` (used here only for the reward)."""
-    value = min(max(bps / UNIT_BPS, MIN_MBPS), MAX_MBPS)
-    return (math.log(value) - math.log(MIN_MBPS)) / (math.log(MAX_MBPS) - math.log(MIN_MBPS))
-
-
-def onl_reward(state: Sequence[float]) -> float:
-    """The reward of OpenNetLab's ``rtc_env.step`` for a raw state from
-    :meth:`OnlPacketWindow.state`: normalised receive rate − 0.2 × loss ratio
-    (shared by this estimator and netlab's simulator, so both reward alike)."""
-    return liner_to_log(state[0]) - 0.2 * state[2]
-
-
-# OpenNetLab's network score (Challenge net_eval_method.py, endpoints.metrics.opennetlab):
-# 20 x delay score (delay relative to the stream's first packet, capped at 400 ms)
-# + 20 x receive-rate score + 30 x (1 - loss), out of 70.
-QOE_MAX_DELAY_MS = 400.0
-QOE_WEIGHTS = (20.0, 20.0, 30.0)  # delay, receive rate, loss
-
-
-def qoe_reward(state: Sequence[float]) -> float:
-    """The network score's terms per step, in [0, 1], for a raw state.
-
-    The score itself is taken over a whole call against a ground-truth rate a
-    flow cannot know, so per step the receive rate enters log-normalised as in
-    :func:`onl_reward`, and the delay as the score's linear 400 ms scale on the
-    state's mean delay (already relative to the stream's first packet, as the
-    score's). Unlike :func:`onl_reward` it prices queueing delay, which is
-    what the score punishes most.
-    """
-    w_delay, w_rate, w_loss = QOE_WEIGHTS
-    delay = (QOE_MAX_DELAY_MS - min(max(state[1], 0.0), QOE_MAX_DELAY_MS)) / QOE_MAX_DELAY_MS
-    loss = min(max(state[2], 0.0), 1.0)
-    return (w_delay * delay + w_rate * liner_to_log(state[0]) + w_loss * (1.0 - loss)) / sum(
-        QOE_WEIGHTS)
-
-
-#: Rewards a learner may train on, by name; each is a function of the raw state
-#: that follows an action, so a learner can recompute it from logged observations.
-REWARDS: dict[str, Callable[[Sequence[float]], float]] = {"onl": onl_reward, "qoe": qoe_reward}
 
 
 class OnlPacketWindow:
@@ -134,13 +110,15 @@ class OnlPacketWindow:
 class PolicyEstimator:
     """AlphaRTC's estimator interface, answered by the agent (module docstring)."""
 
-    def __init__(self, client: AgentClient, *, fallback: str = "keep",
-                 start_bps: int = DEFAULT_START_BPS, first_wait_s: float = 0.5) -> None:
+    def __init__(self, client: Decider, *, fallback: str = "keep",
+                 start_bps: int = DEFAULT_START_BPS, first_wait_s: float = 0.5,
+                 window_ms: float = STEP_MS, interval_s: float | None = None) -> None:
         if fallback not in FALLBACKS:
             raise ValueError(f"fallback must be one of {FALLBACKS}")
         self.client = client
         self.fallback = fallback
-        self.window = OnlPacketWindow()
+        self.interval_s = interval_s  # how often the receiver asks (for the summary)
+        self.window = OnlPacketWindow(window_ms)
         self.gcc = GccEstimator(start_bps) if fallback == "gcc" else None
         self.reported = False
         # Their Estimator.__init__ asks the model once on a zero state.
@@ -176,78 +154,90 @@ class PolicyEstimator:
 
     def summary(self) -> dict[str, Any]:
         return {**self.client.summary(), "fallback": self.fallback,
+                "decision_interval_ms": (None if self.interval_s is None
+                                         else round(self.interval_s * 1e3, 3)),
+                "window_ms": self.window.interval_ms,
                 "policy_estimates": self.policy_estimates,
                 "fallback_estimates": self.fallback_estimates}
 
 
-def _seconds(text: str) -> float:
-    for suffix, scale in (("us", 1e-6), ("ms", 1e-3), ("s", 1.0)):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * scale
-    return float(text)
-
-
 def parse_policy_argument(argument: str) -> tuple[str, dict[str, str]]:
-    """``SOCKET?deadline=1ms&fallback=gcc&flow=7`` → (socket, options)."""
+    """``SOCKET?deadline=1ms&fallback=gcc&flow=7&window=60ms`` → (socket, options)."""
     path, _, query = argument.partition("?")
     options = dict(urllib.parse.parse_qsl(query, strict_parsing=False))
-    unknown = set(options) - {"deadline", "fallback", "flow", "start"}
+    unknown = set(options) - {"deadline", "fallback", "flow", "start", "window"}
     if not path or unknown:
         raise PluginError(f"bad policy estimator {argument!r}", where="--estimator policy:...",
-                          fix="write policy:SOCKET[?deadline=1ms&fallback=keep|gcc&flow=N]")
+                          fix="write policy:SOCKET[?deadline=1ms&fallback=keep|gcc&flow=N"
+                              "&window=60ms]")
     return path, options
 
 
 _created: list[tuple[PolicyEstimator, Path | None]] = []
 
 
-def make_policy_estimator(argument: str, log_dir: Path | None = None) -> PolicyEstimator:
+def make_policy_estimator(argument: str, log_dir: Path | None = None,
+                          interval_s: float | None = None) -> PolicyEstimator:
     path, options = parse_policy_argument(argument)
     try:
-        deadline = _seconds(options.get("deadline", "1ms"))
+        deadline = units.parse_duration(options.get("deadline", "1ms"), bare="s")
+        window = units.parse_duration(options.get("window", f"{STEP_MS}ms"), bare="s")
         flow = int(options["flow"]) if "flow" in options else None
-        start = int(float(options.get("start", DEFAULT_START_BPS)))
+        start = units.parse_rate(str(options.get("start", DEFAULT_START_BPS)), bare="bit")
     except ValueError as exc:
         raise PluginError(f"bad policy estimator option: {exc}", where=f"policy:{argument}",
-                          fix="deadline like 1ms, flow and start as numbers") from None
+                          fix="deadline and window like 1ms, flow and start as numbers"
+                          ) from None
     fallback = options.get("fallback", "keep")
-    if fallback not in FALLBACKS or deadline <= 0:
-        raise PluginError(f"fallback {fallback!r} / deadline {deadline}",
+    if fallback not in FALLBACKS or deadline <= 0 or window <= 0:
+        raise PluginError(f"fallback {fallback!r} / deadline {deadline} / window {window}",
                           where=f"policy:{argument}",
-                          fix=f"fallback one of {', '.join(FALLBACKS)}; a positive deadline")
+                          fix=f"fallback one of {', '.join(FALLBACKS)}; a positive deadline "
+                              "and window")
     client = AgentClient(path, policy=CONTRACT, obs_size=4, action_size=1, deadline_s=deadline,
                          flow=flow)
-    estimator = PolicyEstimator(client, fallback=fallback, start_bps=start)
+    estimator = PolicyEstimator(client, fallback=fallback, start_bps=start,
+                                window_ms=window * 1e3, interval_s=interval_s)
     _created.append((estimator, log_dir))
     return estimator
 
 
-def _log_dir(argv: Sequence[str]) -> Path | None:
+def _option(argv: Sequence[str], name: str) -> str | None:
+    """The value of receiver option ``name`` in ``argv`` (the receiver parses it itself)."""
     for i, arg in enumerate(argv):
-        if arg == "--log-dir" and i + 1 < len(argv):
-            return Path(argv[i + 1])
-        if arg.startswith("--log-dir="):
-            return Path(arg.split("=", 1)[1])
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(f"{name}="):
+            return arg.split("=", 1)[1]
     return None
+
+
+def _poll_interval(argv: Sequence[str]) -> float | None:
+    from endpoints.rtc.app_common import parse_seconds
+
+    text = _option(argv, "--poll-interval")
+    try:
+        return parse_seconds(text) if text is not None else None
+    except (ValueError, argparse.ArgumentTypeError):
+        return None  # the receiver's parser says what is wrong with it
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from endpoints.rtc import receiver_app
 
     args = list(sys.argv[1:] if argv is None else argv)
-    log_dir = _log_dir(args)
+    log_text = _option(args, "--log-dir")
+    log_dir = Path(log_text) if log_text is not None else None
+    interval = _poll_interval(args) or DEFAULT_POLL_INTERVAL_S
     receiver_app.register_estimator_kind(
-        "policy", lambda argument: make_policy_estimator(argument, log_dir))
+        "policy", lambda argument: make_policy_estimator(argument, log_dir, interval))
     try:
         return receiver_app.main(args)
     finally:
         for estimator, directory in _created:
             estimator.client.close()
             if directory is not None and directory.is_dir():
-                target = directory / CLIENT_SUMMARY
-                target.with_suffix(".tmp").write_text(
-                    json.dumps(estimator.summary(), separators=(",", ":")))
-                target.with_suffix(".tmp").replace(target)
+                write_json_atomic(directory / CLIENT_SUMMARY, estimator.summary(), compact=True)
         _created.clear()
 
 

@@ -69,7 +69,7 @@ import numpy as np
 from endpoints.agent_client import AgentClient
 from endpoints.tcp import logs
 from endpoints.tcp.errors import TcpEndpointError
-from endpoints.tcp.modes import parse_rate_bps
+from endpoints.tcp.modes import parse_rate_bps, parse_seconds
 from endpoints.tcp.pacing import UNLIMITED, clamp_rate, set_max_pacing_rate
 from endpoints.tcp.tcp_info import KERNEL_FIELD_NAMES, read_tcp_info_raw, unpack_tcp_info
 
@@ -234,21 +234,6 @@ class PolicyOptions:
     max_bps: float = DEFAULT_MAX_BPS
 
 
-def _seconds(text: str, where: str) -> float:
-    """``500us``, ``1ms``, ``0.1s`` or bare seconds → seconds."""
-    for suffix, scale in (("us", 1e-6), ("ms", 1e-3), ("s", 1.0), ("", 1.0)):
-        if text.endswith(suffix):
-            try:
-                value = float(text[: len(text) - len(suffix)])
-            except ValueError:
-                break
-            if math.isfinite(value):
-                return value * scale
-            break
-    raise TcpEndpointError(f"cannot read duration {text!r}", where=where,
-                           fix="write a duration such as 500us, 1ms or 0.1s")
-
-
 _OPTION_KEYS = ("deadline", "fallback", "interval", "flow", "start", "min", "max")
 _USAGE = ("SOCKET[?deadline=1ms&fallback=keep|kernel&interval=100ms&flow=N&start=RATE"
           "&min=RATE&max=RATE]")
@@ -267,8 +252,8 @@ def parse_policy_option(argument: str, *, where: str = "--policy") -> PolicyOpti
         raise TcpEndpointError(f"cannot read policy option {argument!r}"
                                + (f" (unknown: {', '.join(unknown)})" if unknown else ""),
                                where=where, fix=f"write {_USAGE}")
-    deadline = _seconds(options.get("deadline", "1ms"), f"{where} deadline")
-    interval = _seconds(options.get("interval", "100ms"), f"{where} interval")
+    deadline = parse_seconds(options.get("deadline", "1ms"), where=f"{where} deadline")
+    interval = parse_seconds(options.get("interval", "100ms"), where=f"{where} interval")
     fallback = options.get("fallback", "kernel")
     if deadline <= 0 or fallback not in FALLBACKS or interval < MIN_INTERVAL_S - 1e-9:
         raise TcpEndpointError(

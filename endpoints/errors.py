@@ -1,20 +1,16 @@
 """The one error shape of the endpoints: what went wrong, where, and the fix.
 
-``endpoints`` must not import ``netlab``, so this mirrors ``NetlabError``'s
-what/where/fix shape; the lab wraps it for the CLI.
+A subclass of the one error base (:class:`labcore.errors.LabError`), so the
+lab's CLI prints it like its own without ``endpoints`` importing ``netlab``.
 """
 
 from __future__ import annotations
 
+from labcore.errors import LabError
 
-class EndpointError(Exception):
+
+class EndpointError(LabError):
     """An error that says what went wrong, where, and how to fix it."""
-
-    def __init__(self, what: str, *, where: str | None = None, fix: str | None = None) -> None:
-        super().__init__(what)
-        self.what = what
-        self.where = where
-        self.fix = fix
 
     def __str__(self) -> str:
         parts = [self.what]

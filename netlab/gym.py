@@ -7,8 +7,11 @@ for every estimate: the environment itself serves the agent socket, so the
 action ``step(action)`` is given is the one the flow applies. ``step`` then
 waits, in real time, for the flow's next observation (one per receiver
 poll, 200 ms by default, as AlphaRTC polls) and returns it with the reward
-that came with it (OpenNetLab's ``rtc_env``: normalised receive rate −
-0.2 × loss, the outcome of this action).
+of that observation, the outcome of this action: ``LabRtcEnv(reward=...)``,
+a name in ``endpoints.metrics.objectives.REWARDS`` (default ``onl``,
+OpenNetLab's ``rtc_env``: normalised receive rate − 0.2 × loss; ``qoe``;
+``capacity``, which reads the environment's trace over the observation's
+60 ms window, on the lab's trace clock, and puts it in ``info["capacity_bps"]``).
 
 Steps are wall-clock: a step that returns after the flow's deadline is not
 applied (the flow keeps its last estimate, as it does with the agent), and
@@ -33,7 +36,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, SupportsFloat
+from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import gymnasium
 import numpy as np
@@ -41,11 +44,18 @@ import numpy.typing as npt
 from gymnasium import spaces
 
 from endpoints import agent_protocol as proto
+from endpoints.agent_rtc import STEP_MS
+from endpoints.metrics.objectives import NEEDS_CAPACITY, REWARDS
+from netlab.agent.interval import DecisionTiming, decision_timing
 from netlab.agent.lab import RTC_POLICY_RECEIVER, AgentSet
 from netlab.agent.policies.opennetlab import ACTION, CONTRACT, OBS_SIZE, OBSERVATION
 from netlab.agent.policies.spec import ActionTransform, ObservationTransform
 from netlab.errors import NetlabError
-from netlab.learning.scenario_set import EnvConfig, scenario_for
+from netlab.learning.scenario_set import EnvConfig, env_trace, offered_before, scenario_for
+from shaping.traces import Trace
+
+if TYPE_CHECKING:
+    from netlab.lab.replay import TraceReplays
 
 ENV_ID = "netlab/LabRtc-v0"
 DEFAULT_DEADLINE_S = 0.05
@@ -150,10 +160,15 @@ class _EnvAgents(AgentSet):
     socket_path: Path = Path()
     deadline_s: float = DEFAULT_DEADLINE_S
 
-    def rtc_receiver(self, host: str, flow_index: int) -> tuple[str, str]:
+    def rtc_receiver(self, host: str, flow_index: int, decision_interval_s: float | None = None
+                     ) -> tuple[str, str, DecisionTiming]:
+        """The environment's server has no checkpoint: the flow's interval or the
+        receiver's 200 ms poll, over OpenNetLab's 60 ms window as the simulator's."""
         deadline_us = max(1, round(self.deadline_s * 1e6))
+        timing = decision_timing(decision_interval_s, None, float(STEP_MS))
         return RTC_POLICY_RECEIVER, (f"policy:{self.socket_path}?deadline={deadline_us}us"
-                                     f"&fallback=keep&flow={flow_index + 1}")
+                                     f"&fallback=keep&flow={flow_index + 1}"
+                                     f"&window={STEP_MS}ms"), timing
 
     def stop(self) -> list[dict[str, Any]]:
         return []
@@ -166,8 +181,12 @@ class LabRtcEnv(gymnasium.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]])
 
     def __init__(self, envs: list[EnvConfig] | None = None, *, lab: str = "ftgym",
                  deadline_s: float = DEFAULT_DEADLINE_S, backend: str | None = None,
-                 work_dir: str | Path | None = None) -> None:
+                 work_dir: str | Path | None = None, reward: str = "onl") -> None:
         super().__init__()
+        if reward not in REWARDS:
+            raise NetlabError(f"unknown reward {reward!r}", where="LabRtcEnv(reward=...)",
+                              fix=f"use one of {', '.join(sorted(REWARDS))}")
+        self.reward = reward
         self.envs = envs or [EnvConfig()]
         self.lab_name = lab
         self.deadline_s = deadline_s
@@ -186,6 +205,7 @@ class LabRtcEnv(gymnasium.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]])
         self._lab: Any = None
         self._server: DecisionServer | None = None
         self._runner_thread: threading.Thread | None = None
+        self._replays: TraceReplays | None = None
         self._abort = threading.Event()
         self._pending: _Observation | None = None
         self._last_obs = np.zeros(4, dtype=np.float32)
@@ -193,6 +213,8 @@ class LabRtcEnv(gymnasium.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]])
         self._steps = 0
         self.current: EnvConfig | None = None
         self.run_error: BaseException | None = None
+        self._trace: Trace | None = None
+        self._epoch_ns = 0
 
     # ---- episode lifecycle -------------------------------------------------------------
 
@@ -211,6 +233,9 @@ class LabRtcEnv(gymnasium.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]])
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._replays is not None:
+            self._replays.stop()
+            self._replays = None
         if self._lab is not None:
             self._lab.down()
             self._lab = None
@@ -232,9 +257,12 @@ class LabRtcEnv(gymnasium.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]])
               ) -> tuple[npt.NDArray[np.float32], dict[str, Any]]:
         super().reset(seed=seed)
         self._teardown()
-        from netlab.flows import FlowRunner
         from netlab.lab import lifecycle
-        from netlab.results import new_run_dir
+        from netlab.lab.replay import TraceReplays, start_kernel_replays
+        from netlab.preflight import probe_kernel
+        from netlab.run.flows import FlowRunner
+        from netlab.run.results import new_run_dir
+        from netlab.run.start import hand_out_zero
 
         if options and "env" in options:
             env = options["env"]
@@ -249,6 +277,7 @@ class LabRtcEnv(gymnasium.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]])
         scenario = scenario_for(env, directory, lab=self.lab_name, estimator="policy",
                                 deadline_s=self.deadline_s)
         self._lab = lifecycle.up(scenario, backend=self.backend)
+        self._trace = env_trace(env) if self.reward in NEEDS_CAPACITY else None
         server = DecisionServer(directory / "agent.sock")
         server.start()
         self._server = server
@@ -257,7 +286,17 @@ class LabRtcEnv(gymnasium.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]])
         runner = FlowRunner(scenario, self._lab.plan, self._lab.journal, run_dir, agents)
         self._abort.clear()
         self.run_error = None
+        kernel_links = self._lab.backends.links("kernel", self._lab.plan)
+        replays = TraceReplays()
+        if kernel_links:  # htb follows the trace only with its replayers
+            replays = start_kernel_replays(
+                self._lab.plan, self._lab.journal, netem=probe_kernel().has_qdisc("netem"),
+                base_dir=scenario.source.parent if scenario.source else None,
+                duration_s=scenario.duration_s, links=kernel_links)
+        self._replays = replays
         runner.start_receivers()
+        # One time zero for every link and the flow: the capacity reward's clock too.
+        self._epoch_ns = hand_out_zero(replays, self._lab.shaping.user_links, runner)
         self._runner_thread = threading.Thread(
             target=self._run_flows, args=(runner, scenario.duration_s), daemon=True)
         self._runner_thread.start()
@@ -299,7 +338,18 @@ class LabRtcEnv(gymnasium.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]])
         self._pending = nxt
         self._last_obs = self._observation(nxt.frame)
         info["wait_ms"] = (nxt.received_ns - replied_ns) / 1e6
-        return self._last_obs.copy(), float(nxt.frame.value), False, False, info
+        reward, capacity = self._reward(nxt.frame)
+        if capacity is not None:
+            info["capacity_bps"] = capacity
+        return self._last_obs.copy(), reward, False, False, info
+
+    def _reward(self, frame: proto.Frame) -> tuple[float, float | None]:
+        """The chosen reward of the raw state the flow sent and, for a capacity
+        reward, what the trace offered over the state's window (else None)."""
+        capacity = None
+        if self._trace is not None:
+            capacity = offered_before(self._trace, self._epoch_ns, STEP_MS / 1e3)(frame.t_ns)
+        return float(REWARDS[self.reward](frame.vector.tolist(), capacity)), capacity
 
     def _next_observation(self) -> _Observation | None:
         assert self._server is not None

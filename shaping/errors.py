@@ -1,13 +1,16 @@
 """The error the shaping backends raise.
 
-It carries the same three parts as the lab's user-facing errors (what, where,
-fix) without importing ``netlab``: the lab wraps or re-renders it.
+A subclass of the one error base (:class:`labcore.errors.LabError`: what,
+where, fix), so the CLI prints it like any other without ``shaping`` importing
+``netlab``.
 """
 
 from __future__ import annotations
 
+from labcore.errors import LabError
 
-class ShapingError(Exception):
+
+class ShapingError(LabError):
     """A link that cannot be shaped as asked.
 
     ``where`` names the interface (and field) concerned; ``fix`` is the action
@@ -23,19 +26,8 @@ class ShapingError(Exception):
         fix: str | None = None,
         errno: int | None = None,
     ) -> None:
-        super().__init__(what)
-        self.what = what
-        self.where = where
-        self.fix = fix
+        super().__init__(what, where=where, fix=fix)
         self.errno = errno
-
-    def render(self) -> str:
-        lines = [f"error: {self.what}"]
-        if self.where:
-            lines.append(f"  where: {self.where}")
-        if self.fix:
-            lines.append(f"  fix: {self.fix}")
-        return "\n".join(lines)
 
     def __str__(self) -> str:
         text = f"{self.where}: {self.what}" if self.where else self.what

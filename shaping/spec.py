@@ -9,17 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from labcore.units import QueueLimit
 
-@dataclass(frozen=True)
-class QueueLimit:
-    """A droptail queue bound, in packets or in bytes (exactly one is set)."""
-
-    packets: int | None = None
-    bytes: int | None = None
-
-    def __post_init__(self) -> None:
-        if (self.packets is None) == (self.bytes is None):
-            raise ValueError("QueueLimit needs exactly one of packets or bytes")
+__all__ = ["LinkShape", "QueueLimit"]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Rebuild the bundled trace corpus and its README from their recipes.
 
-Run from the repository root: ``python traces/build_corpus.py`` (needs
-``../shared/external`` for the copied and converted files). ``--check``
+Run from the repository root: ``python traces/build_corpus.py``. The real
+traces it copies and converts are read from ``tests/data/external`` (verbatim
+copies of the public files, origins in its README). ``--check``
 rebuilds into a temporary directory and fails if any file differs, so the
 corpus on disk is always what these recipes make. Every file's origin, licence
 and statistics in README.md come from the RECIPES below.
@@ -22,10 +23,10 @@ from pathlib import Path
 from shaping.traces import GenetParams, Trace, generate, load_trace, steps, write_trace
 
 HERE = Path(__file__).resolve().parent
-EXTERNAL = HERE.parent.parent / "shared" / "external"
+EXTERNAL = HERE.parent / "tests" / "data" / "external"
 MAHIMAHI_ORIGIN = (
     "Mahimahi `traces/` (ravinet/mahimahi; recorded with Sprout's Saturator, Winstein et al., "
-    "NSDI'13), copied verbatim from ../shared/external/mahimahi"
+    "NSDI'13), copied verbatim (also in tests/data/external/mahimahi)"
 )
 MAHIMAHI_LICENSE = "GPL-3.0 (Mahimahi)"
 ONL_LICENSE = "BSD-3-Clause (OpenNetLab gym)"
@@ -114,7 +115,7 @@ RECIPES: tuple[Recipe, ...] = (
         ONL_LICENSE,
         _copy("opennetlab/trace_300k.json"),
     ),
-    # 3G: synthetic HSDPA-like (no real 3G trace in ../shared/external).
+    # 3G: synthetic HSDPA-like (no real 3G trace in tests/data/external).
     *(
         Recipe(
             f"cellular/3g-synthetic-hsdpa-{seed}.json",
@@ -318,7 +319,8 @@ Genet JSON).
 
 This file and every derived trace are written by `python traces/build_corpus.py`
 (from the repository root; `--check` verifies the corpus matches its recipes).
-Real traces come from `../shared/external` (see its README); nothing here was
+Real traces come from `tests/data/external` (verbatim copies of the public
+files; see its README); nothing here was
 downloaded by the build. Synthetic traces say so in their name.
 
 OpenNetLab's classes follow its challenge: **low** < 1 Mbit/s with ~55 ms RTT,

@@ -7,6 +7,7 @@ CLOCK_MONOTONIC nanoseconds of one machine, so one-way delay is exact.
 
 ``series`` rates in bins, ``delay`` percentiles, ``loss`` from sequence
 numbers, ``frames`` frame delay and freezes, ``fairness`` Jain's index,
-``opennetlab`` the OpenNetLab challenge network score, ``summary`` the
+``opennetlab`` the OpenNetLab challenge network score, ``objectives`` the
+capacity-normalised score and the step rewards built from the same terms, ``summary`` the
 per-flow dict that goes into results.json.
 """

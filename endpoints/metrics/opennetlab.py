@@ -42,6 +42,17 @@ import numpy.typing as npt
 #: OpenNetLab's defaults (eval_network.py argparse): ms, and bytes per ms.
 MAX_DELAY_MS = 400.0
 GROUND_RECV_RATE = 500.0
+#: Points for the delay, receive-rate and loss terms (net_eval_method.py: 100 x 0.2, 0.2, 0.3).
+NETWORK_WEIGHTS = (100 * 0.2, 100 * 0.2, 100 * 0.3)
+
+
+def network_points(delay_score: float, recv_rate_score: float, loss_rate: float) -> float:
+    """Their weighted sum of the three terms (each in [0, 1]; the best is 70).
+
+    The one formula that this score, the capacity-normalised score and the
+    step rewards (:mod:`endpoints.metrics.objectives`) weigh their terms with."""
+    w_delay, w_rate, w_loss = NETWORK_WEIGHTS
+    return w_delay * delay_score + w_rate * recv_rate_score + w_loss * (1 - loss_rate)
 
 
 def bps_to_bytes_per_ms(rate_bps: float) -> float:
@@ -138,7 +149,7 @@ def network_score(ssrc: npt.ArrayLike, sequence_number: npt.ArrayLike,
     # min(1, nan) is 1 in Python: their result when no stream has a rate.
     recv_rate_score = float(min(1.0, float(np.mean(rates)) / ground_recv_rate)) if rates else 1.0
     loss_rate = loss_count / (loss_count + count)
-    network = 100 * 0.2 * delay_score + 100 * 0.2 * recv_rate_score + 100 * 0.3 * (1 - loss_rate)
+    network = network_points(delay_score, recv_rate_score, loss_rate)
     return NetworkScore(network=float(network), delay_score=delay_score,
                         recv_rate_score=recv_rate_score, loss_rate=float(loss_rate),
                         loss_count=loss_count, packets=count, max_delay_ms=max_delay_ms,

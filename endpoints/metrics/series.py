@@ -3,6 +3,7 @@ sample-and-hold lookups for step signals (capacity traces, estimates)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,3 +86,22 @@ def hold_values(times_ns: npt.ArrayLike, values: npt.ArrayLike,
     valid = index >= 0
     out[valid] = vals[index[valid]]
     return out
+
+
+def mean_held(times_ns: npt.ArrayLike, values: npt.ArrayLike, start_ns: int,
+              end_ns: int) -> float:
+    """The time average of a step signal over ``[start_ns, end_ns)`` (NaN where
+    it is not known yet counts as nothing known: the average of the known part;
+    NaN if none of it is known)."""
+    if end_ns <= start_ns:
+        raise ValueError(f"empty interval [{start_ns}, {end_ns})")
+    times = np.asarray(times_ns, dtype=np.int64)
+    vals = np.asarray(values, dtype=np.float64)
+    inside = times[(times > start_ns) & (times < end_ns)]
+    edges = np.unique(np.concatenate(([start_ns], inside, [end_ns])))
+    held = hold_values(times, vals, edges[:-1])
+    widths = np.diff(edges).astype(np.float64)
+    known = np.isfinite(held)
+    if not np.any(known):
+        return math.nan
+    return float(np.dot(held[known], widths[known]) / widths[known].sum())

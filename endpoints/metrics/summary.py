@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from endpoints.metrics import delay, fairness, frames, loss, opennetlab, series
+from endpoints.metrics import delay, fairness, frames, loss, objectives, opennetlab, series
 
 SERIES_BIN_NS = 100_000_000
 #: Packets sent this close to the end may still be in flight when the
@@ -109,7 +109,11 @@ def rtc_flow_metrics(receiver_packets: npt.NDArray[Any],
     unknown), transport_seq, ssrc, frame_id, rtp_seq, size, header_length.
     ``sender_packets``: send_ns, transport_seq, ssrc, frame_id, size.
     ``estimates``/``capacity``: (times_ns, bps) step signals, e.g. the
-    sender's target rate and the link trace. ``ground_recv_rate_bps`` is
+    sender's target rate and the link trace. With ``capacity`` the flow also
+    gets ``capacity_bps`` (what the path offered, averaged over the flow's
+    interval), ``utilization`` (IP bytes received over that) and the
+    capacity-normalised score ``scores.capacity``
+    (:mod:`endpoints.metrics.objectives`). ``ground_recv_rate_bps`` is
     OpenNetLab's receive-rate reference (their default, 4 Mbit/s, if None).
     ``video_ssrc`` picks the stream for frame metrics (default: the framed
     SSRC with the most bytes in the sender log).
@@ -163,6 +167,16 @@ def rtc_flow_metrics(receiver_packets: npt.NDArray[Any],
     if estimates is not None and capacity is not None:
         metrics["estimate_vs_capacity"] = estimate_vs_capacity(
             estimates[0], estimates[1], capacity[0], capacity[1], start_ns, end_ns)
+    offered: float | None = None
+    received_ip_bps: float | None = None
+    if capacity is not None and end_ns > start_ns:
+        offered = series.mean_held(capacity[0], capacity[1], start_ns, end_ns)
+        received_ip_bps = series.mean_rate_bps(
+            recv["arrival_ns"], recv["size"].astype(np.float64) + objectives.IPV4_UDP_HEADER_BYTES,
+            start_ns, end_ns)
+        metrics["capacity_bps"] = offered
+        metrics["utilization"] = (objectives.utilization(received_ip_bps, offered)
+                                  if math.isfinite(offered) else None)
 
     scores: dict[str, Any] = {}
     if recv.size and np.any(recv["send_ns"] >= 0):
@@ -174,6 +188,11 @@ def rtc_flow_metrics(receiver_packets: npt.NDArray[Any],
                   "network_recv_rate_score": score.recv_rate_score,
                   "network_loss_rate": score.loss_rate,
                   "network_ground_recv_rate_bps": ground * 8000.0}
+        if offered is not None and received_ip_bps is not None and math.isfinite(offered):
+            scores["capacity"] = objectives.capacity_score(
+                score.delay_score, score.loss_rate, received_ip_bps, offered)
+            scores["capacity_rate_score"] = objectives.capacity_rate_term(received_ip_bps,
+                                                                          offered)
     else:
         scores = {"network": None}
 

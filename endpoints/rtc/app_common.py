@@ -6,17 +6,19 @@ the run's metadata file.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import signal
 import socket
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-_RATE_SUFFIXES = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
+from labcore import units
+from labcore.jsonfile import write_json_atomic
+
 SOCKET_BUFFER_BYTES = 4 << 20
 LOG_FLUSH_INTERVAL_NS = 1_000_000_000
+_rate_option = units.option(units.parse_rate, bare="bit")
+_duration_option = units.option(units.parse_duration, bare="s")
 
 
 def parse_address(text: str, *, default_host: str | None = None) -> tuple[str, int]:
@@ -41,27 +43,21 @@ def parse_address(text: str, *, default_host: str | None = None) -> tuple[str, i
 
 
 def parse_rate(text: str) -> float:
-    """A bitrate in bit/s: ``300000``, ``300k``, ``2.5M``, ``1e6``, ``2.5Mbit``."""
-    cleaned = text.strip().lower().removesuffix("bps").removesuffix("bit").removesuffix("/s")
-    suffix = cleaned[-1:] if cleaned[-1:] in ("k", "m", "g") else ""
-    number = cleaned[:len(cleaned) - len(suffix)]
-    try:
-        value = float(number) * _RATE_SUFFIXES[suffix]
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(
-            f"bad rate {text!r}; fix: a positive bitrate such as 300000, 300k or 2.5M (bit/s)")
-    return value
+    """A bitrate in bit/s in the one unit grammar (:mod:`labcore.units`): ``2.5Mbit``,
+    ``300kbps``; a bare number (``300000``) is bit/s."""
+    return float(_rate_option(text))
+
+
+def parse_seconds(text: str) -> float:
+    """Seconds >= 0 in the one unit grammar: ``30``, ``30s``, ``500ms``."""
+    return _duration_option(text)
 
 
 def parse_duration(text: str) -> float:
-    try:
-        value = float(text.removesuffix("s"))
-    except ValueError:
-        value = -1.0
+    """Seconds > 0 in the one unit grammar: ``30``, ``30s``, ``500ms``."""
+    value = _duration_option(text)
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"bad duration {text!r}; fix: seconds > 0, e.g. 30")
+        raise argparse.ArgumentTypeError(f"bad duration {text!r}; fix: a duration > 0, e.g. 30s")
     return value
 
 
@@ -109,9 +105,7 @@ class StopSignals:
 
 def write_meta(path: Path, meta: dict[str, Any]) -> None:
     """Atomically (re)write the run's metadata JSON."""
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(meta, indent=1, default=str) + "\n")
-    os.replace(temporary, path)
+    write_json_atomic(path, meta, indent=1, default=str, trailing_newline=True)
 
 
 def prepare_log_dir(text: str | None) -> Path | None:

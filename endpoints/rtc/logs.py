@@ -13,6 +13,10 @@ File layout: a 512-byte header, then records back to back.
   struct code], ...], "record_size": N, "byteorder": "little", "clock":
   "CLOCK_MONOTONIC"}``. Readers build the dtype from ``fields``, so files
   stay readable when fields are added.
+  A log that stopped early says why in the header's ``status`` (rewritten
+  in place, so it works on a full disk too): each log is capped at
+  ``NETLAB_LOG_CAP_MB`` MiB (default 1024), and a failed write (ENOSPC)
+  stops that log instead of the endpoint.
 * records: ``numpy.fromfile(path, dtype=dtype_of(kind), offset=512)``, or
   :func:`read_log`, which also drops a partial record at the end (a process
   killed while writing).
@@ -46,12 +50,15 @@ Kinds and fields (files ``<log-dir>/<kind>.bin``):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from labcore.logcap import CAP_ENV, log_cap_bytes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,7 +68,6 @@ MAGIC = b"NLRTCLOG"
 HEADER_SIZE = 512
 VERSION = 1
 DEFAULT_FLUSH_BYTES = 1 << 16
-
 _NUMPY_CODES = {"q": "<i8", "Q": "<u8", "i": "<i4", "I": "<u4", "h": "<i2", "H": "<u2",
                 "b": "i1", "B": "u1", "d": "<f8", "f": "<f4"}
 
@@ -105,9 +111,12 @@ def log_path(log_dir: str | os.PathLike[str], kind: LogKind) -> Path:
     return Path(log_dir) / f"{kind.name}.bin"
 
 
-def _header(kind: LogKind) -> bytes:
-    meta = {"version": VERSION, "kind": kind.name, "fields": [list(f) for f in kind.fields],
-            "record_size": kind.struct.size, "byteorder": "little", "clock": "CLOCK_MONOTONIC"}
+def _header(kind: LogKind, status: str | None = None) -> bytes:
+    meta: dict[str, Any] = {
+        "version": VERSION, "kind": kind.name, "fields": [list(f) for f in kind.fields],
+        "record_size": kind.struct.size, "byteorder": "little", "clock": "CLOCK_MONOTONIC"}
+    if status is not None:
+        meta["status"] = status
     body = MAGIC + json.dumps(meta, separators=(",", ":")).encode()
     if len(body) > HEADER_SIZE - 1:
         raise ValueError(f"log header for {kind.name} exceeds {HEADER_SIZE} bytes")
@@ -115,10 +124,13 @@ def _header(kind: LogKind) -> bytes:
 
 
 class LogWriter:
-    """Appends fixed-size records; buffers up to ``flush_bytes`` between writes."""
+    """Appends fixed-size records; buffers up to ``flush_bytes`` between writes.
+
+    Stops at ``cap_bytes`` or at the first failed write, and says so in the header.
+    """
 
     def __init__(self, path: str | os.PathLike[str], kind: LogKind, *,
-                 flush_bytes: int = DEFAULT_FLUSH_BYTES) -> None:
+                 flush_bytes: int = DEFAULT_FLUSH_BYTES, cap_bytes: int | None = None) -> None:
         self.path = Path(path)
         self.kind = kind
         self._pack = kind.struct.pack
@@ -127,6 +139,9 @@ class LogWriter:
         self._file = open(self.path, "wb")  # noqa: SIM115 (kept open for the run)
         self._file.write(_header(kind))
         self._file.flush()
+        self.cap_bytes = log_cap_bytes() if cap_bytes is None else cap_bytes
+        self._room = self.cap_bytes - HEADER_SIZE
+        self.status: str | None = None
         self.records = 0
 
     def append(self, *values: Any) -> None:
@@ -136,15 +151,34 @@ class LogWriter:
             self.flush()
 
     def flush(self) -> None:
-        if self._buffer:
-            self._file.write(self._buffer)
+        if not self._buffer or self.status is not None:
             self._buffer.clear()
-        self._file.flush()
+            return
+        size = self.kind.struct.size
+        data = self._buffer[: max(0, self._room) // size * size]
+        self._room -= len(data)
+        capped = len(data) < len(self._buffer)
+        self._buffer.clear()
+        try:
+            self._file.write(data)
+            self._file.flush()
+        except OSError as exc:
+            self._stop(f"truncated: a write failed ({exc.strerror})")
+            return
+        if capped:
+            self._stop(f"truncated at its size cap of {self.cap_bytes / (1 << 20):g} MiB "
+                       f"(raise {CAP_ENV})")
+
+    def _stop(self, status: str) -> None:
+        self.status = status
+        with contextlib.suppress(OSError, ValueError):
+            os.pwrite(self._file.fileno(), _header(self.kind, status), 0)
 
     def close(self) -> None:
         if not self._file.closed:
             self.flush()
-            self._file.close()
+            with contextlib.suppress(OSError):
+                self._file.close()
 
 
 class NullWriter:
@@ -178,6 +212,12 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
                          "fix: pass a <kind>.bin file written by sender_app/receiver_app")
     meta: dict[str, Any] = json.loads(raw[len(MAGIC):].decode().strip())
     return meta
+
+
+def log_status(path: str | os.PathLike[str]) -> str | None:
+    """Why a log is incomplete, in words, or None when it is whole."""
+    status = read_header(path).get("status")
+    return str(status) if status is not None else None
 
 
 def dtype_of(fields: list[list[str]] | tuple[tuple[str, str], ...]) -> np.dtype[Any]:

@@ -138,8 +138,9 @@ class Pacer:
 
     def _pop(self, queue: deque[tuple[RtpPacket, int]], rate_bps: float) -> RtpPacket:
         packet, enqueued_us = queue.popleft()
-        self._queued_bytes -= packet.size
+        size = packet.size
+        self._queued_bytes -= size
         self._enqueue_time_sum_us -= enqueued_us
         max_bytes = rate_bps / 8 * BUDGET_WINDOW_US / 1e6
-        self._budget_bytes = max(self._budget_bytes - packet.size, -max_bytes)
+        self._budget_bytes = max(self._budget_bytes - size, -max_bytes)
         return packet

@@ -2,16 +2,28 @@
 
 One process per flow end, one selector loop, one UDP socket: RTP in, RTCP
 back to wherever the RTP came from (symmetric RTP, RFC 4961), both on one
-port (RFC 5761). It
+port (RFC 5761). What it decides (feedback, reports, estimator polls) is
+:class:`~endpoints.rtc.receiver_core.ReceiverCore`, which the simulator
+drives too; this module gives it the clock, the socket and the logs. It
 
 * logs every RTP packet on arrival (:mod:`endpoints.rtc.logs`), with the
   exact one-way delay from the sender's payload stamp (:mod:`endpoints.rtc.clock`);
 * sends transport-wide feedback (RTPFB FMT 15) every ``--feedback-interval``
   (50–100 ms), with RR (fraction lost, cumulative loss, jitter, LSR/DLSR)
   and SDES every 500 ms in the same compound packet;
-* with a receiver-side estimator, hands it every packet's AlphaRTC stats and
-  polls it every ``--poll-interval`` (200 ms, AlphaRTC's default); each
-  answer is logged and sent in REMB (PSFB FMT 15);
+* with a receiver-side estimator, hands it every packet's AlphaRTC stats
+  (:class:`~endpoints.rtc.stats.AlphaRtcStats`) and polls it every
+  ``--poll-interval`` (200 ms, AlphaRTC's ``bwe_feedback_duration``); each
+  answer is logged and sent in REMB (PSFB FMT 15). A plugin is polled as
+  AlphaRTC polls it: right after the report of the first packet that arrives
+  more than the interval after the previous poll (no packets, no poll);
+  built-in and policy estimators on a timer from the first packet;
+* writes ``ready.json`` (:mod:`endpoints.ready`) with what it is doing while
+  it binds and loads its estimator, then ``ready`` once both are done; a
+  plugin runs with its folder as the process's working directory, and a
+  plugin's exception leaves its own traceback on stderr;
+* with ``--record FILE``, keeps every RTP packet's header, size and arrival
+  (:mod:`endpoints.rtc.recording`) for ``netlab plugin check --packets``;
 * appends a live line every 250 ms (:mod:`endpoints.rtc.live`; receiver keys
   besides the common ones: ``owd_max_ms``, ``packets_received``,
   ``packets_lost``).
@@ -33,14 +45,17 @@ fix on stderr), 2 on bad arguments.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import selectors
 import socket
 import sys
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from endpoints import ready
 from endpoints.rtc import logs
 from endpoints.rtc.app_common import (
     LOG_FLUSH_INTERVAL_NS,
@@ -48,37 +63,39 @@ from endpoints.rtc.app_common import (
     open_udp_socket,
     parse_address,
     parse_duration,
+    parse_seconds,
     prepare_log_dir,
     write_meta,
 )
-from endpoints.rtc.clock import NO_FRAME, now_ns, read_stamp
+from endpoints.rtc.clock import now_ns
 from endpoints.rtc.errors import PacketError, PluginError, RtcError
 from endpoints.rtc.estimators import (
+    DEFAULT_CALL_BUDGET_S,
     DEFAULT_POLL_INTERVAL_S,
-    GccEstimator,
+    PluginEstimator,
     ReceiverEstimator,
     estimator_from_spec,
+    load_plugin,
+    plugin_traceback,
 )
 from endpoints.rtc.live import LIVE_INTERVAL_NS, LiveWriter, median
-from endpoints.rtc.packetizer import AUDIO_PAYLOAD_TYPE
-from endpoints.rtc.rtcp import (
-    ReceiverReport,
-    Remb,
-    RtcpPacket,
-    Sdes,
-    SenderReport,
-    decode_compound,
+from endpoints.rtc.receiver_core import (
+    DEFAULT_FEEDBACK_INTERVAL_S,
+    MAX_REMB_BPS,
+    RECEIVER_SSRC,
+    ReceiverCore,
+    ReceiverCounters,
+    pack_rtcp,
 )
-from endpoints.rtc.rtp import AbsSendTimeUnwrapper, RtpPacket, SequenceUnwrapper, is_rtcp
-from endpoints.rtc.stats import ReceptionStats
-from endpoints.rtc.twcc import FeedbackBuilder
+from endpoints.rtc.recording import Recorder
+from endpoints.rtc.rtcp import Remb, RtcpPacket
+from endpoints.rtc.rtp import RtpPacket, is_rtcp
 
-RECEIVER_SSRC = 0x52454356  # "RECV"
+__all__ = ["MAX_REMB_BPS", "RECEIVER_SSRC", "ReceiverConfig", "ReceiverCounters", "RtcReceiver",
+           "build_parser", "main", "make_estimator", "register_estimator_kind"]
+
 MIN_FEEDBACK_INTERVAL_S, MAX_FEEDBACK_INTERVAL_S = 0.05, 0.1  # the issue's 50–100 ms
-REPORT_INTERVAL_NS = 500_000_000
 MAX_READS_PER_WAKE = 256
-MAX_RTCP_DATAGRAM = 1200  # stays under a 1500-byte MTU with IP/UDP headers
-MAX_REMB_BPS = (1 << 18) << 40
 
 EstimatorFactory = Callable[[str], ReceiverEstimator]
 _ESTIMATOR_KINDS: dict[str, EstimatorFactory] = {}
@@ -92,11 +109,14 @@ def register_estimator_kind(kind: str, factory: EstimatorFactory) -> None:
     _ESTIMATOR_KINDS[kind] = factory
 
 
-def make_estimator(spec: str) -> ReceiverEstimator | None:
+def make_estimator(spec: str, *, budget_s: float = DEFAULT_CALL_BUDGET_S,
+                   stay_in_folder: bool = False) -> ReceiverEstimator | None:
     """The estimator a ``--estimator`` value names; ``None`` for ``none``."""
     if spec == "none":
         return None
     kind, _, argument = spec.partition(":")
+    if kind == "plugin" and argument:
+        return load_plugin(argument, budget_s=budget_s, stay_in_folder=stay_in_folder)
     factory = _ESTIMATOR_KINDS.get(kind)
     if factory is not None:
         return factory(argument)
@@ -113,31 +133,19 @@ class ReceiverConfig:
     duration_s: float | None = None
     estimator: str = "none"
     poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
-    feedback_interval_s: float = 0.05
+    feedback_interval_s: float = DEFAULT_FEEDBACK_INTERVAL_S
     log_dir: Path | None = None
     cname: str = "receiver@netlab"
-
-
-@dataclass
-class ReceiverCounters:
-    packets_received: int = 0
-    bytes_received: int = 0
-    packets_unstamped: int = 0
-    rtp_malformed: int = 0
-    rtcp_received: int = 0
-    rtcp_sent: int = 0
-    feedback_sent: int = 0
-    remb_sent: int = 0
-    send_errors: int = 0
-    estimator_polls: int = 0
-    other_sources: int = 0
-    last_estimate_bps: int | None = None
-    late_feedback_packets: int = 0
-    per_ssrc: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: The sender's address: datagrams from any other host are dropped and counted
+    #: (None: the first RTP source heard is the sender, as a plain RTP receiver does).
+    peer: str | None = None
+    plugin_budget_s: float = DEFAULT_CALL_BUDGET_S
+    record: Path | None = None
 
 
 class RtcReceiver:
-    """The receiver's state and event loop; ``run()`` returns why it stopped."""
+    """The receiver's process: :class:`ReceiverCore` on CLOCK_MONOTONIC and a UDP
+    socket, with its logs; ``run()`` returns why it stopped."""
 
     def __init__(self, config: ReceiverConfig, sock: socket.socket,
                  estimator: ReceiverEstimator | None = None,
@@ -146,30 +154,24 @@ class RtcReceiver:
         self.sock = sock
         self.estimator = estimator
         self.stop = stop
-        #: The built-in GCC gets send/arrival times as float ms (AlphaRTC's ints would
-        #: quantise its delay gradient to 1 ms); plugins get AlphaRTC's ints.
-        self._float_stats = isinstance(estimator, GccEstimator)
         self.start_ns = now_ns()
-        #: TWCC carries arrival times from an epoch in 24 bits of 64 ms (≈ 6 days):
-        #: count from this process's start, not from boot.
-        self._epoch_us = self.start_ns // 1000
-        self.builder = FeedbackBuilder(RECEIVER_SSRC, 0, interval_us=int(
-            config.feedback_interval_s * 1e6))
-        self.reception: dict[int, ReceptionStats] = {}
-        self._last_sr: dict[int, tuple[int, int]] = {}  # ssrc → (LSR, arrival ns)
-        self._abs_send_time = AbsSendTimeUnwrapper()
-        self._transport_unwrapper = SequenceUnwrapper()
+        self.core = ReceiverCore(estimator, start_ns=self.start_ns,
+                                 poll_interval_s=config.poll_interval_s,
+                                 feedback_interval_s=config.feedback_interval_s,
+                                 cname=config.cname)
+        self.counters = self.core.counters
         self.sender_address: Any = None
-        self.counters = ReceiverCounters()
         log_dir = config.log_dir
         self.packet_log = logs.open_writer(log_dir, logs.RECEIVER_PACKETS)
         self.estimate_log = logs.open_writer(log_dir, logs.RECEIVER_ESTIMATES)
         self.live = LiveWriter(log_dir)
+        self.recorder = Recorder(config.record) if config.record is not None else None
         self._live_bytes = 0
         self._live_owd_ms: list[float] = []
         self.stop_reason = "running"
+        self.ready_note = ""  # said with "ready" (ready.json), e.g. the estimator's load time
 
-    # ---- RTP in --------------------------------------------------------------------------
+    # ---- datagrams in ----------------------------------------------------------------------
 
     def _read_socket(self) -> None:
         for _ in range(MAX_READS_PER_WAKE):
@@ -180,14 +182,20 @@ class RtcReceiver:
             except OSError:
                 continue  # an ICMP error reported on the socket: not a datagram
             arrival_ns = now_ns()
-            if self.sender_address is not None and address != self.sender_address:
-                self.counters.other_sources += 1
+            if not self._from_sender(address):
+                self.counters.foreign_packets += 1
                 continue
             if is_rtcp(data):
-                self.counters.rtcp_received += 1
-                self._on_rtcp(data, arrival_ns)
+                self.core.on_rtcp_datagram(data, arrival_ns)
             else:
                 self._on_rtp(data, address, arrival_ns)
+
+    def _from_sender(self, address: Any) -> bool:
+        """Once RTP has come from the sender, only its address (host and port) is; before,
+        any port of the expected host (the sender's port is ephemeral)."""
+        if self.sender_address is not None:
+            return bool(address == self.sender_address)
+        return self.config.peer is None or address[0].removeprefix("::ffff:") == self.config.peer
 
     def _on_rtp(self, data: bytes, address: Any, arrival_ns: int) -> None:
         try:
@@ -197,126 +205,33 @@ class RtcReceiver:
             return
         if self.sender_address is None:
             self.sender_address = address
-        wire_seq = packet.transport_sequence_number()
-        stamp = read_stamp(packet.payload, wire_seq)
-        if stamp is not None:
-            send_ns, transport_seq, frame_id = stamp
-            self._live_owd_ms.append((arrival_ns - send_ns) / 1e6)
-        else:
-            self.counters.packets_unstamped += 1
-            send_ns, frame_id = -1, NO_FRAME
-            transport_seq = (self._transport_unwrapper.unwrap(wire_seq) & 0xFFFFFFFF
-                             if wire_seq is not None else 0xFFFFFFFF)
-        arrival_us = arrival_ns // 1000
-        if wire_seq is not None:
-            self.builder.on_packet(wire_seq, arrival_us - self._epoch_us)
-        stats = self.reception.get(packet.ssrc)
-        if stats is None:
-            clock = 48_000 if packet.payload_type == AUDIO_PAYLOAD_TYPE else 90_000
-            stats = self.reception[packet.ssrc] = ReceptionStats(packet.ssrc, clock)
-            if self.builder.media_ssrc == 0:
-                self.builder.media_ssrc = packet.ssrc
-        stats.on_packet(packet.sequence_number, packet.timestamp, arrival_us)
-        header_length = len(data) - len(packet.payload) - packet.padding_size
-        self.packet_log.append(arrival_ns, send_ns, transport_seq, packet.ssrc, frame_id,
-                               packet.sequence_number, len(data), header_length,
-                               packet.payload_type, packet.marker)
-        self.counters.packets_received += 1
-        self.counters.bytes_received += len(data)
+        arrival, remb = self.core.on_rtp(packet, len(data), arrival_ns)
+        if arrival.send_ns >= 0:
+            self._live_owd_ms.append((arrival_ns - arrival.send_ns) / 1e6)
+        self.packet_log.append(*arrival.log_row())
+        if self.recorder is not None:
+            self.recorder.add(data, packet, arrival_ns)
         self._live_bytes += len(data)
-        if self.estimator is not None:
-            self._report_states(packet, arrival_ns, send_ns, header_length)
-
-    def _report_states(self, packet: RtpPacket, arrival_ns: int, send_ns: int,
-                       header_length: int) -> None:
-        """AlphaRTC's per-packet stats; its send time is abs-send-time, as AlphaRTC's is."""
-        abs_send_time = packet.abs_send_time()
-        if abs_send_time is not None:
-            send_ms = self._abs_send_time.unwrap(abs_send_time) / 1000
-        else:
-            send_ms = send_ns / 1e6
-        arrival_ms = arrival_ns / 1e6
-        assert self.estimator is not None
-        self.estimator.report_states({
-            "send_time_ms": send_ms if self._float_stats else int(send_ms),
-            "arrival_time_ms": arrival_ms if self._float_stats else int(arrival_ms),
-            "payload_type": packet.payload_type,
-            "sequence_number": packet.sequence_number,
-            "ssrc": packet.ssrc,
-            "padding_length": packet.padding_size,
-            "header_length": header_length,
-            "payload_size": len(packet.payload),
-        })
-
-    def _on_rtcp(self, data: bytes, arrival_ns: int) -> None:
-        try:
-            packets = decode_compound(data)
-        except PacketError:
-            return
-        for rtcp in packets:
-            if isinstance(rtcp, SenderReport):
-                # RFC 3550 §6.4.1: LSR is the middle 32 bits of the SR's NTP timestamp.
-                self._last_sr[rtcp.ssrc] = ((rtcp.ntp_timestamp >> 16) & 0xFFFFFFFF, arrival_ns)
+        if remb:
+            self._send(remb, arrival_ns)
 
     # ---- RTCP out -----------------------------------------------------------------------
 
-    def _send_rtcp(self, packets: Sequence[RtcpPacket]) -> None:
-        """Pack RTCP packets into datagrams of at most MAX_RTCP_DATAGRAM bytes (one
-        oversized packet goes alone); feedback-only datagrams are reduced-size (RFC 5506)."""
-        datagram = bytearray()
+    def _send(self, packets: Sequence[RtcpPacket], now: int) -> None:
         for packet in packets:
-            encoded = packet.encode()
-            if datagram and len(datagram) + len(encoded) > MAX_RTCP_DATAGRAM:
-                self._sendto(bytes(datagram))
-                datagram.clear()
-            datagram += encoded
-        if datagram:
-            self._sendto(bytes(datagram))
-
-    def _sendto(self, data: bytes) -> None:
-        try:
-            self.sock.sendto(data, self.sender_address)
-            self.counters.rtcp_sent += 1
-        except OSError:
-            self.counters.send_errors += 1
-
-    def _report_packets(self, now: int) -> list[RtcpPacket]:
-        blocks = []
-        for ssrc, stats in self.reception.items():
-            lsr, dlsr = 0, 0
-            if ssrc in self._last_sr:
-                lsr, sr_arrival = self._last_sr[ssrc]
-                dlsr = (now - sr_arrival) * 65536 // 1_000_000_000
-            blocks.append(stats.report_block(lsr, dlsr))
-        return [ReceiverReport(RECEIVER_SSRC, tuple(blocks[:31])),
-                Sdes(((RECEIVER_SSRC, self.config.cname),))]
-
-    def _feedback(self, now: int, with_report: bool) -> None:
-        feedback = self.builder.build()
-        self.counters.feedback_sent += len(feedback)
-        out: list[RtcpPacket] = self._report_packets(now) if with_report else []
-        out.extend(feedback)
-        if out:
-            self._send_rtcp(out)
-
-    def _poll_estimator(self, now: int) -> None:
-        assert self.estimator is not None
-        estimate = min(MAX_REMB_BPS - 1, max(0, int(self.estimator.get_estimated_bandwidth())))
-        self.counters.estimator_polls += 1
-        self.counters.last_estimate_bps = estimate
-        self.estimate_log.append(now, estimate)
-        self._send_rtcp([Remb(RECEIVER_SSRC, estimate, tuple(self.reception)[:255])])
-        self.counters.remb_sent += 1
+            if isinstance(packet, Remb):
+                self.estimate_log.append(now, packet.bitrate_bps)
+        for datagram in pack_rtcp(packets):
+            try:
+                self.sock.sendto(datagram, self.sender_address)
+                self.counters.rtcp_sent += 1
+            except OSError:
+                self.counters.send_errors += 1
 
     # ---- live ----------------------------------------------------------------------------
 
-    def _totals(self) -> tuple[int, int]:
-        expected = sum(s.expected for s in self.reception.values())
-        lost = sum(max(0, s.cumulative_lost) for s in self.reception.values())
-        return expected, lost
-
     def _write_live(self, now: int, interval_ns: int) -> None:
-        expected, lost = self._totals()
+        expected, lost = self.core.totals()
         owd = median(self._live_owd_ms)
         self.live.write({
             "role": "receiver", "time_ns": now, "t_s": round((now - self.start_ns) / 1e9, 3),
@@ -338,14 +253,13 @@ class RtcReceiver:
             selector.register(self.stop.reader, selectors.EVENT_READ, "signal")
         duration = self.config.duration_s
         end_ns = self.start_ns + int(duration * 1e9) if duration is not None else None
-        feedback_ns = int(self.config.feedback_interval_s * 1e9)
-        poll_ns = int(self.config.poll_interval_s * 1e9)
-        next_feedback_ns = next_poll_ns = None  # armed by the first packet
-        next_report_ns = self.start_ns
         next_live_ns = self.start_ns + LIVE_INTERVAL_NS
         next_flush_ns = self.start_ns + LOG_FLUSH_INTERVAL_NS
         last_live_ns = self.start_ns
         self._write_meta("running")
+        bound = self.sock.getsockname()
+        ready.ready(self.config.log_dir, f"receiving on {bound[0]}:{bound[1]}"
+                    + (f" ({self.ready_note})" if self.ready_note else ""))
         try:
             while True:
                 if self.stop is not None and self.stop.received:
@@ -355,19 +269,8 @@ class RtcReceiver:
                 if end_ns is not None and now >= end_ns:
                     self.stop_reason = "duration"
                     break
-                if self.sender_address is not None:
-                    if next_feedback_ns is None or next_poll_ns is None:
-                        next_feedback_ns, next_poll_ns = now + feedback_ns, now + poll_ns
-                    if now >= next_feedback_ns:
-                        with_report = now >= next_report_ns
-                        self._feedback(now, with_report)
-                        if with_report:
-                            next_report_ns = now + REPORT_INTERVAL_NS
-                        next_feedback_ns = max(next_feedback_ns + feedback_ns,
-                                               now + feedback_ns // 2)
-                    if self.estimator is not None and now >= next_poll_ns:
-                        self._poll_estimator(now)
-                        next_poll_ns = max(next_poll_ns + poll_ns, now + poll_ns // 2)
+                for compound in self.core.on_timer(now):
+                    self._send(compound, now)
                 if now >= next_live_ns:
                     self._write_live(now, now - last_live_ns)
                     last_live_ns = now
@@ -378,10 +281,9 @@ class RtcReceiver:
                     self.estimate_log.flush()
                     next_flush_ns = now + LOG_FLUSH_INTERVAL_NS
                 deadlines = [next_live_ns]
-                if next_feedback_ns is not None:
-                    deadlines.append(next_feedback_ns)
-                if self.estimator is not None and next_poll_ns is not None:
-                    deadlines.append(next_poll_ns)
+                timer_ns = self.core.next_deadline_ns()
+                if timer_ns is not None:
+                    deadlines.append(timer_ns)
                 if end_ns is not None:
                     deadlines.append(end_ns)
                 timeout = max(0.0, (min(deadlines) - now_ns()) / 1e9)
@@ -390,12 +292,18 @@ class RtcReceiver:
                         self._read_socket()
                     elif self.stop is not None:
                         self.stop.drain()
+        except RtcError as exc:
+            self.stop_reason = "error"
+            self.counters.error = str(exc)
+            raise
         finally:
             selector.close()
             self.close()
         return self.stop_reason
 
     def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
         self.packet_log.close()
         self.estimate_log.close()
         self.live.close()
@@ -404,12 +312,14 @@ class RtcReceiver:
     def _write_meta(self, state: str) -> None:
         if self.config.log_dir is None:
             return
-        self.counters.late_feedback_packets = self.builder.late_packets
+        self.counters.late_feedback_packets = self.core.builder.late_packets
+        if isinstance(self.estimator, PluginEstimator):
+            self.counters.plugin = self.estimator.summary()
         self.counters.per_ssrc = {
             f"{ssrc:08x}": {"received": s.received, "expected": s.expected,
                             "cumulative_lost": s.cumulative_lost,
                             "jitter_s": s.jitter / s.clock_rate}
-            for ssrc, s in self.reception.items()}
+            for ssrc, s in self.core.reception.items()}
         write_meta(self.config.log_dir / "receiver_meta.json", {
             "role": "receiver", "state": state, "clock": "CLOCK_MONOTONIC",
             "start_ns": self.start_ns, "end_ns": now_ns() if state != "running" else None,
@@ -426,15 +336,20 @@ class RtcReceiver:
 
 def _interval(low: float, high: float, name: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
-        try:
-            value = float(text.removesuffix("s"))
-        except ValueError:
-            value = -1.0
+        value = parse_seconds(text)
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(
                 f"{name} {text!r}: fix: seconds in [{low}, {high}]")
         return value
     return parse
+
+
+def _host_address(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--peer {text!r}: fix: an IP address such as "
+                                         "10.0.0.1") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -445,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bind", required=True,
                         type=lambda text: parse_address(text, default_host="0.0.0.0"),
                         help="HOST:PORT to receive on (RTP in, RTCP out, one port)")
+    parser.add_argument("--peer", default=None, type=_host_address,
+                        help="the sender's IP address: datagrams from other hosts are dropped "
+                             "and counted (default: the first RTP source heard)")
     parser.add_argument("--duration", type=parse_duration, default=None,
                         help="seconds to run; default until SIGTERM/SIGINT")
     parser.add_argument("--estimator", default="none",
@@ -457,35 +375,67 @@ def build_parser() -> argparse.ArgumentParser:
                         type=_interval(MIN_FEEDBACK_INTERVAL_S, MAX_FEEDBACK_INTERVAL_S,
                                        "--feedback-interval"),
                         help="seconds between transport feedback packets, 0.05..0.1")
+    parser.add_argument("--plugin-budget", default=DEFAULT_CALL_BUDGET_S,
+                        type=_interval(0.0001, 10.0, "--plugin-budget"),
+                        help="seconds a plugin call may take before it is counted as "
+                             f"over budget (default {DEFAULT_CALL_BUDGET_S})")
     parser.add_argument("--log-dir", default=None,
-                        help="write logs, live.jsonl and receiver_meta.json here")
+                        help="write logs, live.jsonl, ready.json and receiver_meta.json here")
+    parser.add_argument("--record", default=None,
+                        help="also write every RTP packet's header, size and arrival time "
+                             "to this file (.gz compresses) for `netlab plugin check`")
     return parser
+
+
+def _open_socket(config: ReceiverConfig) -> socket.socket:
+    ready.starting(config.log_dir, f"binding {config.bind[0]}:{config.bind[1]}")
+    try:
+        return open_udp_socket(config.bind)
+    except OSError as exc:
+        raise RtcError(f"cannot bind the receiver's UDP socket: {exc.strerror}",
+                       where=f"--bind {config.bind[0]}:{config.bind[1]}",
+                       fix="use a free port and an address of this namespace") from exc
+
+
+def _load_estimator(config: ReceiverConfig) -> ReceiverEstimator | None:
+    """The estimator, saying what is loading; a plugin keeps its folder as the cwd."""
+    kind, _, argument = config.estimator.partition(":")
+    doing = f"loading plugin {argument}" if kind == "plugin" else (
+        f"starting estimator {config.estimator}")
+    ready.starting(config.log_dir, doing)
+    return make_estimator(config.estimator, budget_s=config.plugin_budget_s,
+                          stay_in_folder=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     stop = StopSignals()
+    receiver: RtcReceiver | None = None
     try:
-        estimator = make_estimator(args.estimator)
+        log_dir = prepare_log_dir(args.log_dir)
         config = ReceiverConfig(bind=args.bind, duration_s=args.duration,
                                 estimator=args.estimator, poll_interval_s=args.poll_interval,
-                                feedback_interval_s=args.feedback_interval,
-                                log_dir=prepare_log_dir(args.log_dir))
-        try:
-            sock = open_udp_socket(config.bind)
-        except OSError as exc:
-            raise RtcError(f"cannot bind the receiver's UDP socket: {exc.strerror}",
-                           where=f"--bind {config.bind[0]}:{config.bind[1]}",
-                           fix="use a free port and an address of this namespace") from exc
-        with sock:
+                                feedback_interval_s=args.feedback_interval, peer=args.peer,
+                                log_dir=log_dir.resolve() if log_dir is not None else None,
+                                plugin_budget_s=args.plugin_budget,
+                                record=Path(args.record).resolve() if args.record else None)
+        with _open_socket(config) as sock:
+            started = time.perf_counter()
+            estimator = _load_estimator(config)
             receiver = RtcReceiver(config, sock, estimator, stop)
+            receiver.ready_note = (f"estimator {config.estimator} loaded in "
+                                   f"{time.perf_counter() - started:.3f} s")
             reason = receiver.run()
     except RtcError as exc:
+        detail = plugin_traceback(exc) if isinstance(exc, PluginError) else ""
+        if detail:
+            print(detail, file=sys.stderr, end="")
         print(f"receiver_app: error: {exc}", file=sys.stderr)
         return 1
     finally:
         stop.close()
+    assert receiver is not None
     print(f"receiver_app: stopped ({reason}); received {receiver.counters.packets_received} "
           "packets", file=sys.stderr)
     return 0

@@ -55,7 +55,16 @@ class RtpPacket:
     @property
     def header_size(self) -> int:
         """Bytes before the payload: fixed header, CSRCs and the extension block."""
-        return FIXED_HEADER_SIZE + 4 * len(self.csrcs) + len(self._extension_block())
+        return FIXED_HEADER_SIZE + 4 * len(self.csrcs) + self._extension_block_size()
+
+    def _extension_block_size(self) -> int:
+        """``len(self._extension_block())``, counted without encoding (the pacer and
+        the simulator ask every packet's size several times)."""
+        if not self.extensions:
+            return 0
+        per_element = 2 if self._uses_two_byte_form() else 1
+        body = sum(per_element + len(data) for data in self.extensions.values())
+        return 4 + body + (-body % 4)
 
     @property
     def size(self) -> int:

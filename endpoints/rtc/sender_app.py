@@ -1,7 +1,9 @@
 """RTC sender process: ``python -m endpoints.rtc.sender_app --dest HOST:PORT ...``.
 
 One process per flow end, one selector loop, one UDP socket carrying RTP out
-and RTCP in (RFC 5761). Each turn of the loop:
+and RTCP in (RFC 5761). What the sender decides (steps 1-3) is
+:class:`~endpoints.rtc.sender_core.SenderCore`, which the simulator drives
+too; this module gives it the clock and the socket. Each turn of the loop:
 
 1. the media models hand over due frames (video at ``--fps`` following the
    target, or sizes from ``--frames-file``; 32 kbit/s audio unless
@@ -35,16 +37,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import random
 import selectors
 import socket
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
+from endpoints.ready import ready_then_start_instant
 from endpoints.rtc import logs
 from endpoints.rtc.app_common import (
     LOG_FLUSH_INTERVAL_NS,
@@ -53,131 +54,104 @@ from endpoints.rtc.app_common import (
     parse_address,
     parse_duration,
     parse_rate,
+    parse_seconds,
     prepare_log_dir,
     write_meta,
 )
-from endpoints.rtc.clock import now_ns, stamp_payload
-from endpoints.rtc.errors import PacketError, RtcError
+from endpoints.rtc.clock import now_ns
+from endpoints.rtc.errors import RtcError
 from endpoints.rtc.gcc import BandwidthUsage, SendSideBwe
-from endpoints.rtc.gcc.congestion_window import DEFAULT_QUEUE_MS, frame_drop_interval
+from endpoints.rtc.gcc.congestion_window import DEFAULT_QUEUE_MS
 from endpoints.rtc.gcc.probe_controller import DEFAULT_PERIODIC_PROBE_INTERVAL_MS
 from endpoints.rtc.live import LIVE_INTERVAL_NS, LiveWriter
-from endpoints.rtc.media import AUDIO_PACKETS_PER_SECOND, AudioModel, FrameSizeFile, VideoModel
-from endpoints.rtc.pacer import Pacer
-from endpoints.rtc.packetizer import AUDIO_PAYLOAD_TYPE, VIDEO_PAYLOAD_TYPE, Packetizer
-from endpoints.rtc.probing import ProbeCluster
-from endpoints.rtc.rtcp import (
-    ReceiverReport,
-    Remb,
-    Sdes,
-    SenderReport,
-    TransportFeedback,
-    decode_compound,
-    encode_compound,
+from endpoints.rtc.media import FrameSizeFile, VideoModel
+from endpoints.rtc.rtcp import Sdes, SenderReport, encode_compound
+from endpoints.rtc.rtp import is_rtcp
+from endpoints.rtc.sender_core import (
+    AUDIO_BPS,
+    Departure,
+    EstimatorMode,
+    SenderCore,
+    SenderCounters,
+    SenderSettings,
+    video_share_bps,
 )
-from endpoints.rtc.rtp import MAX_PAYLOAD_SIZE, RtpPacket, is_rtcp
-from endpoints.rtc.twcc import FeedbackAdapter, PacketResult
+from endpoints.rtc.twcc import FeedbackAdapter
+from labcore.startgate import sleep_until_ns
+
+__all__ = ["AUDIO_BPS", "RtcSender", "SenderConfig", "SenderCounters", "build_parser",
+           "config_from_args", "main", "video_share_bps"]
 
 RATE_LOG_INTERVAL_NS = 50_000_000
-PROCESS_INTERVAL_NS = 25_000_000  # libwebrtc's GoogCC process interval (congestion window)
 SENDER_REPORT_INTERVAL_NS = 1_000_000_000
-AUDIO_BPS = 32_000
-# Bytes each packet carries besides media: RTP header with the transport-seq and
-# abs-send-time extensions (24) + UDP (8) + IPv4 (20).
-PACKET_OVERHEAD_BYTES = 24 + 8 + 20
-AUDIO_WIRE_BPS = AUDIO_BPS + AUDIO_PACKETS_PER_SECOND * PACKET_OVERHEAD_BYTES * 8
 MAX_READS_PER_WAKE = 64
 NTP_UNIX_OFFSET_S = 2_208_988_800  # 1900-01-01 to 1970-01-01 (RFC 5905)
-PADDING_PAYLOAD_TYPE = 97  # the RTX payload type browsers pair with 96
-PADDING_SSRC_MASK = 0x50414444  # "PADD": the padding SSRC derives from the video one
-PADDING_HEADER_BYTES = 24  # RTP header + transport-seq and abs-send-time extensions
 _USAGE_CODE = {BandwidthUsage.UNDERUSING: -1, BandwidthUsage.NORMAL: 0,
                BandwidthUsage.OVERUSING: 1}
-
-EstimatorMode = Literal["gcc", "remb"]
+_DEFAULT = SenderSettings()
 
 
 @dataclass(frozen=True)
 class SenderConfig:
+    """The process's options: :class:`SenderSettings` plus where it sends and logs."""
+
     dest: tuple[str, int]
     bind: tuple[str, int] = ("0.0.0.0", 0)
     duration_s: float | None = None
-    start_bps: float = 300_000
-    min_bps: float = 50_000
-    max_bps: float = 30_000_000
-    fps: float = 30.0
+    start_bps: float = _DEFAULT.start_bps
+    min_bps: float = _DEFAULT.min_bps
+    max_bps: float = _DEFAULT.max_bps
+    fps: float = _DEFAULT.fps
     frames_file: Path | None = None
-    audio: bool = True
-    estimator: EstimatorMode = "gcc"
-    probing: bool = True
-    probe_interval_s: float = DEFAULT_PERIODIC_PROBE_INTERVAL_MS / 1000
-    congestion_window_ms: float = DEFAULT_QUEUE_MS
+    audio: bool = _DEFAULT.audio
+    estimator: EstimatorMode = _DEFAULT.estimator
+    probing: bool = _DEFAULT.probing
+    probe_interval_s: float = _DEFAULT.probe_interval_s
+    congestion_window_ms: float = _DEFAULT.congestion_window_ms
     log_dir: Path | None = None
     seed: int = 1
     cname: str = "sender@netlab"
 
+    def settings(self) -> SenderSettings:
+        return SenderSettings(
+            start_bps=self.start_bps, min_bps=self.min_bps, max_bps=self.max_bps, fps=self.fps,
+            frames_file=self.frames_file, audio=self.audio, estimator=self.estimator,
+            probing=self.probing, probe_interval_s=self.probe_interval_s,
+            congestion_window_ms=self.congestion_window_ms)
 
-@dataclass
-class SenderCounters:
-    packets_sent: int = 0
-    bytes_sent: int = 0
-    send_errors: int = 0
-    frames: int = 0
-    rtcp_received: int = 0
-    rtcp_malformed: int = 0
-    feedback_received: int = 0
-    packets_reported: int = 0
-    packets_reported_lost: int = 0
-    remb_received: int = 0
-    foreign_datagrams: int = 0
-    probe_clusters: int = 0
-    probe_packets: int = 0
-    frames_dropped_cwnd: int = 0
-    padding_packets: int = 0
-    last_fraction_lost: dict[str, int] = field(default_factory=dict)
+
+def _unmapped(host: str) -> str:
+    """``::ffff:10.0.0.2`` (an IPv4 peer seen on an IPv6 socket) → ``10.0.0.2``."""
+    return host.removeprefix("::ffff:")
+
+
+def _numeric(dest: tuple[str, int], family: int) -> tuple[str, int]:
+    """``dest`` as recvfrom reports it: a numeric host (names resolved once), a port."""
+    try:
+        info = socket.getaddrinfo(dest[0], dest[1], family, socket.SOCK_DGRAM)
+    except OSError:
+        return dest
+    return _unmapped(str(info[0][4][0])), dest[1]
 
 
 class RtcSender:
-    """The sender's state and event loop; ``run()`` returns why it stopped."""
+    """The sender's process: :class:`SenderCore` on CLOCK_MONOTONIC and a UDP socket,
+    with its logs; ``run()`` returns why it stopped."""
 
     def __init__(self, config: SenderConfig, sock: socket.socket,
-                 stop: StopSignals | None = None) -> None:
+                 stop: StopSignals | None = None, *, start_ns: int | None = None) -> None:
+        """``start_ns``: the instant the call starts (CLOCK_MONOTONIC; default now);
+        ``run`` is called then."""
         self.config = config
         self.sock = sock
+        #: RTCP is taken only from the receiver's address, resolved as ``sendto`` does.
+        self._receiver = _numeric(config.dest, sock.family)
         self.stop = stop
-        rng = random.Random(config.seed)
-        self.video_ssrc, self.audio_ssrc = rng.sample(range(1, 1 << 32), 2)
-        self.padding_ssrc = (self.video_ssrc ^ PADDING_SSRC_MASK) or 1
-        self._padding_seq = 0
-        self.start_ns = now_ns()
-        start_us = self.start_ns // 1000
-        self.video: VideoModel | FrameSizeFile
-        if config.frames_file is not None:
-            self.video = FrameSizeFile.from_file(config.frames_file, fps=config.fps,
-                                                 start_us=start_us)
-        else:
-            self.video = VideoModel(self._video_share(config.start_bps), fps=config.fps,
-                                    seed=rng.randrange(1 << 30), start_us=start_us)
-        self.audio = AudioModel(AUDIO_BPS, start_us=start_us) if config.audio else None
-        self.video_packetizer = Packetizer(self.video_ssrc, VIDEO_PAYLOAD_TYPE,
-                                           self.video.clock_rate, seed=rng.randrange(1 << 30))
-        self.audio_packetizer = Packetizer(self.audio_ssrc, AUDIO_PAYLOAD_TYPE,
-                                           AudioModel.clock_rate, seed=rng.randrange(1 << 30),
-                                           marker_on_last=False)
-        self.target_bps = self._clamp(config.start_bps)
-        self.pacer = Pacer(self.target_bps)
-        self.bwe = SendSideBwe(self.target_bps, min_bitrate_bps=config.min_bps,
-                               max_bitrate_bps=config.max_bps,
-                               periodic_probe_interval_ms=config.probe_interval_s * 1000,
-                               congestion_window_queue_ms=(config.congestion_window_ms
-                                                           if config.estimator == "gcc" else 0))
-        self._drop_interval: int | None = None
-        self.adapter = FeedbackAdapter()
-        self.remb_bps: float | None = None
-        self.counters = SenderCounters()
-        self._transport_seq = 0
-        #: id(packet) → (frame id, last packet of its frame) while it waits in the pacer.
-        self._frame_of: dict[int, tuple[int, bool]] = {}
+        self.start_at_ns = start_ns  # given by the lab (--wait-start), or None
+        self.start_ns = now_ns() if start_ns is None else start_ns
+        self.started_ns = self.start_ns  # when it really started (woke for start_at_ns)
+        self.core = SenderCore(config.settings(), seed=config.seed,
+                               start_us=self.start_ns // 1000)
         log_dir = config.log_dir
         self.packet_log = logs.open_writer(log_dir, logs.SENDER_PACKETS)
         self.frame_log = logs.open_writer(log_dir, logs.SENDER_FRAMES)
@@ -187,170 +161,83 @@ class RtcSender:
         self._bytes_since_live = 0
         self.stop_reason = "running"
 
-    # ---- rates -------------------------------------------------------------------
+    # ---- the core's state, as the process reports it -------------------------------------
 
-    def _clamp(self, bps: float) -> float:
-        return min(self.config.max_bps, max(self.config.min_bps, bps))
+    @property
+    def video_ssrc(self) -> int:
+        return self.core.video_ssrc
+
+    @property
+    def audio_ssrc(self) -> int:
+        return self.core.audio_ssrc
+
+    @property
+    def video(self) -> VideoModel | FrameSizeFile:
+        return self.core.video
+
+    @property
+    def bwe(self) -> SendSideBwe:
+        return self.core.bwe
+
+    @property
+    def adapter(self) -> FeedbackAdapter:
+        return self.core.adapter
+
+    @property
+    def counters(self) -> SenderCounters:
+        return self.core.counters
+
+    @property
+    def target_bps(self) -> float:
+        return self.core.target_bps
 
     def _video_share(self, target_bps: float) -> float:
-        return video_share_bps(target_bps, audio=self.config.audio, min_bps=self.config.min_bps)
-
-    def _set_target(self, bps: float, now_us: int) -> None:
-        self.target_bps = self._clamp(bps)
-        self.pacer.set_target(self.target_bps)  # the pacer ignores the pushback (libwebrtc)
-        self._update_encoder(now_us, force=True)
+        return self.core.video_share(target_bps)
 
     def _update_encoder(self, now_us: int, *, force: bool = False) -> None:
-        """The encoder's rate: the target, less GCC's congestion-window pushback.
+        self.core.update_encoder(now_us, force=force)
 
-        With the pushback, libwebrtc drops one frame in N and encodes at
-        target - target / N (``DropFrame:true``, see ``gcc.congestion_window``).
-        """
-        if self.bwe.congestion_window is not None and isinstance(self.video, VideoModel):
-            pushback = self.bwe.pushback_bps(self.adapter.in_flight_bytes)
-            interval = frame_drop_interval(self.target_bps, pushback, self.config.min_bps)
-            if interval != self._drop_interval:
-                self._drop_interval = interval
-                self.video.set_frame_drop_interval(interval)
-                force = True
-        if force:
-            interval = self._drop_interval
-            encoder_bps = self.target_bps - (self.target_bps / interval if interval else 0.0)
-            self.video.set_target(self._video_share(encoder_bps), now_us)
+    # ---- packets out ------------------------------------------------------------------
 
-    # ---- media → pacer -------------------------------------------------------------
+    def _turn(self, now_us: int) -> None:
+        """Run the core's turn, sending each packet the moment the core releases it."""
+        for departure in self.core.turn(now_us):
+            self._send(departure)
+        for frame, ssrc in self.core.new_frames:
+            self.frame_log.append(frame.capture_time_us * 1000, frame.index & 0xFFFFFFFF,
+                                  ssrc, frame.size, frame.key)
 
-    def _next_media_us(self) -> int:
-        times = [self.video.next_frame_time_us()]
-        if self.audio is not None:
-            times.append(self.audio.next_frame_time_us())
-        return min(times)
-
-    def _produce(self, now_us: int) -> None:
-        for source, packetizer, audio in ((self.video, self.video_packetizer, False),
-                                          (self.audio, self.audio_packetizer, True)):
-            if source is None:
-                continue
-            for frame in source.frames_due(now_us):
-                self.frame_log.append(frame.capture_time_us * 1000, frame.index & 0xFFFFFFFF,
-                                      packetizer.ssrc, frame.size, frame.key)
-                self.counters.frames += 1
-                packets = packetizer.packetize(frame)
-                for index, packet in enumerate(packets):
-                    self._frame_of[id(packet)] = (frame.index, index == len(packets) - 1)
-                    self.pacer.enqueue(packet, now_us, audio=audio)
-
-    # ---- probes -------------------------------------------------------------------
-
-    def _add_probe_clusters(self, clusters: Sequence[ProbeCluster], now_us: int) -> None:
-        for cluster in clusters:
-            self.pacer.add_probe_cluster(cluster, now_us)
-            self.counters.probe_clusters += 1
-
-    def _padding_packet(self, size: int, now_us: int) -> RtpPacket:
-        """A padding packet of about ``size`` bytes (stamped like media, so delays are exact)."""
-        payload = max(16, min(MAX_PAYLOAD_SIZE, size - PADDING_HEADER_BYTES))
-        self._padding_seq += 1
-        self.counters.padding_packets += 1
-        return RtpPacket(PADDING_PAYLOAD_TYPE, self._padding_seq & 0xFFFF,
-                         (now_us * 9 // 100) & 0xFFFFFFFF, self.padding_ssrc,
-                         payload=bytes(payload))
-
-    def _send_probe(self, now_us: int) -> None:
-        due = self.pacer.process_probe(now_us)
-        if due is None:
-            return
-        cluster, packets, padding = due
-        if padding > 0:
-            packets.append(self._padding_packet(padding, now_us))
-        sent = self._send(packets, cluster)
-        self.counters.probe_packets += len(packets)
-        self.pacer.on_probe_sent(now_us, sent)
-
-    def _send(self, packets: Sequence[RtpPacket], cluster: ProbeCluster | None = None) -> int:
-        """Send ``packets`` (``cluster``: they are a probe); returns the bytes sent."""
-        total = 0
-        for packet in packets:
-            frame_id, last = self._frame_of.pop(id(packet), (0xFFFFFFFF, False))
-            seq = self._transport_seq
-            self._transport_seq += 1
-            send_ns = now_ns()
-            packet.set_transport_sequence_number(seq & 0xFFFF)
-            packet.set_abs_send_time(send_ns // 1000)
-            packet.payload = stamp_payload(packet.payload, send_ns, seq, frame_id)
-            data = packet.encode()
-            error = False
-            try:
-                self.sock.sendto(data, self.config.dest)
-            except OSError:
-                # Socket buffer full (or a transient route error): the packet is lost at
-                # the sender; it stays in the history so feedback reports it missing.
-                error = True
-                self.counters.send_errors += 1
-            unwrapped = self.adapter.on_packet_sent(seq & 0xFFFF, send_ns // 1000, len(data))
-            if cluster is not None:
-                self.bwe.on_probe_sent(unwrapped, cluster)
-            if self.bwe.congestion_window is not None:
-                self._update_encoder(send_ns // 1000)  # libwebrtc: on every sent packet
-            total += len(data)
-            self.packet_log.append(send_ns, seq & 0xFFFFFFFF, packet.ssrc, frame_id & 0xFFFFFFFF,
-                                   packet.sequence_number, len(data), packet.payload_type,
-                                   last, error)
-            self.counters.packets_sent += 1
-            self.counters.bytes_sent += len(data)
-            self._bytes_since_rate_log += len(data)
-            self._bytes_since_live += len(data)
-        return total
+    def _send(self, departure: Departure) -> None:
+        sent = self.core.depart(departure, now_ns())
+        data = sent.packet.encode()
+        error = False
+        try:
+            self.sock.sendto(data, self.config.dest)
+        except OSError:
+            # Socket buffer full (or a transient route error): the packet is lost at
+            # the sender; it stays in the history so feedback reports it missing.
+            error = True
+            self.counters.send_errors += 1
+        self.packet_log.append(*sent.log_row(error))
+        self.counters.packets_sent += 1
+        self.counters.bytes_sent += len(data)
+        self._bytes_since_rate_log += len(data)
+        self._bytes_since_live += len(data)
 
     # ---- RTCP in -----------------------------------------------------------------------
 
     def _read_socket(self) -> None:
         for _ in range(MAX_READS_PER_WAKE):
             try:
-                data, _address = self.sock.recvfrom(65536)
+                data, address = self.sock.recvfrom(65536)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
                 continue  # e.g. ICMP port unreachable reported on the socket: ignore
-            if not is_rtcp(data):
+            if (_unmapped(address[0]), address[1]) != self._receiver or not is_rtcp(data):
                 self.counters.foreign_datagrams += 1
                 continue
-            self.counters.rtcp_received += 1
-            try:
-                rtcp_packets = decode_compound(data)
-            except PacketError:
-                self.counters.rtcp_malformed += 1
-                continue
-            for rtcp in rtcp_packets:
-                self._on_rtcp(rtcp)
-
-    def _on_rtcp(self, rtcp: object) -> None:
-        now_us = now_ns() // 1000
-        if isinstance(rtcp, TransportFeedback):
-            self.counters.feedback_received += 1
-            results = self.adapter.on_feedback(rtcp)
-            self._account(results, now_us)
-            if self.config.estimator == "gcc":
-                self._set_target(self.bwe.on_feedback(results, now_us), now_us)
-                if self.config.probing:
-                    self._add_probe_clusters(self.bwe.take_probe_clusters(), now_us)
-        elif isinstance(rtcp, Remb):
-            self.counters.remb_received += 1
-            self.remb_bps = float(rtcp.bitrate_bps)
-            if self.config.estimator == "remb":
-                self._set_target(self.remb_bps if self.remb_bps > 0 else self.config.min_bps,
-                                 now_us)
-            else:
-                self._set_target(self.bwe.on_remb(rtcp.bitrate_bps), now_us)
-        elif isinstance(rtcp, ReceiverReport):
-            for block in rtcp.reports:
-                self.counters.last_fraction_lost[f"{block.ssrc:08x}"] = block.fraction_lost
-
-    def _account(self, results: Sequence[PacketResult], now_us: int) -> None:
-        self.counters.packets_reported += len(results)
-        for result in results:
-            if result.arrival_time_us is None:
-                self.counters.packets_reported_lost += 1
+            self.core.on_rtcp_datagram(data, now_ns() // 1000)
 
     # ---- periodic outputs ------------------------------------------------------------
 
@@ -360,7 +247,7 @@ class RtcSender:
             (wall % 1_000_000_000) << 32) // 1_000_000_000
         reports: list[SenderReport | Sdes] = []
         chunks: list[tuple[int, str]] = []
-        for packetizer in (self.video_packetizer, self.audio_packetizer):
+        for packetizer in (self.core.video_packetizer, self.core.audio_packetizer):
             if packetizer.packets_sent == 0:
                 continue
             reports.append(SenderReport(packetizer.ssrc, ntp,
@@ -374,31 +261,29 @@ class RtcSender:
             except OSError:
                 self.counters.send_errors += 1
 
-    def _loss_fraction(self) -> float:
-        reported = self.counters.packets_reported
-        return self.counters.packets_reported_lost / reported if reported else 0.0
-
     def _write_rate_log(self, now: int, interval_ns: int) -> None:
-        rtt = self.bwe.rtt_ms
-        encoder = getattr(self.video, "encoder_bps", math.nan)
+        core = self.core
+        rtt = core.bwe.rtt_ms
+        encoder = getattr(core.video, "encoder_bps", math.nan)
         self.rate_log.append(
-            now, self.target_bps, self._bytes_since_rate_log * 8e9 / max(1, interval_ns),
-            float(encoder) + (AUDIO_BPS if self.audio else 0), self.pacer.queued_bytes,
-            self.pacer.queued_packets, self.bwe.delay_based_bps, self.bwe.loss_based_bps,
-            self._loss_fraction(), math.nan if rtt is None else rtt,
-            math.nan if self.remb_bps is None else self.remb_bps, _USAGE_CODE[self.bwe.usage])
+            now, core.target_bps, self._bytes_since_rate_log * 8e9 / max(1, interval_ns),
+            float(encoder) + (AUDIO_BPS if core.audio else 0), core.pacer.queued_bytes,
+            core.pacer.queued_packets, core.bwe.delay_based_bps, core.bwe.loss_based_bps,
+            core.loss_fraction(), math.nan if rtt is None else rtt,
+            math.nan if core.remb_bps is None else core.remb_bps, _USAGE_CODE[core.bwe.usage])
         self._bytes_since_rate_log = 0
 
     def _write_live(self, now: int, interval_ns: int) -> None:
-        rtt = self.bwe.rtt_ms
+        core = self.core
+        rtt = core.bwe.rtt_ms
         self.live.write({
             "role": "sender", "time_ns": now, "t_s": round((now - self.start_ns) / 1e9, 3),
             "rate_bps": round(self._bytes_since_live * 8e9 / max(1, interval_ns)),
-            "loss": round(self._loss_fraction(), 5), "owd_ms": None,
-            "estimate_bps": round(self.target_bps), "target_bps": round(self.target_bps),
-            "pacer_queue_bytes": self.pacer.queued_bytes,
+            "loss": round(core.loss_fraction(), 5), "owd_ms": None,
+            "estimate_bps": round(core.target_bps), "target_bps": round(core.target_bps),
+            "pacer_queue_bytes": core.pacer.queued_bytes,
             "rtt_ms": None if rtt is None else round(rtt, 2),
-            "usage": self.bwe.usage.value, "packets_sent": self.counters.packets_sent})
+            "usage": core.bwe.usage.value, "packets_sent": self.counters.packets_sent})
         self._bytes_since_live = 0
 
     # ---- loop ----------------------------------------------------------------------------
@@ -411,15 +296,12 @@ class RtcSender:
         duration = self.config.duration_s
         end_ns = self.start_ns + int(duration * 1e9) if duration is not None else None
         next_rate_ns = self.start_ns + RATE_LOG_INTERVAL_NS
-        next_process_ns = self.start_ns + PROCESS_INTERVAL_NS
         next_live_ns = self.start_ns + LIVE_INTERVAL_NS
         next_report_ns = self.start_ns + SENDER_REPORT_INTERVAL_NS
         next_flush_ns = self.start_ns + LOG_FLUSH_INTERVAL_NS
         last_rate_ns = last_live_ns = self.start_ns
         self._write_meta("running")
-        if self.config.estimator == "gcc" and self.config.probing:
-            self._add_probe_clusters(self.bwe.start_probing(self.start_ns // 1000),
-                                     self.start_ns // 1000)
+        self.core.start(self.start_ns // 1000)
         try:
             while True:
                 if self.stop is not None and self.stop.received:
@@ -430,16 +312,7 @@ class RtcSender:
                     self.stop_reason = "duration"
                     break
                 now_us = now // 1000
-                self._produce(now_us)
-                if now_us >= self.pacer.next_process_time_us():
-                    self._send(self.pacer.process(now_us))
-                self._send_probe(now_us)
-                if now >= next_process_ns:
-                    if self.bwe.congestion_window is not None:
-                        self.bwe.on_process_interval()
-                        self._update_encoder(now_us)
-                    next_process_ns = max(next_process_ns + PROCESS_INTERVAL_NS,
-                                          now + PROCESS_INTERVAL_NS // 2)
+                self._turn(now_us)
                 if now >= next_rate_ns:
                     self._write_rate_log(now, now - last_rate_ns)
                     last_rate_ns, next_rate_ns = now, next_rate_ns + RATE_LOG_INTERVAL_NS
@@ -454,13 +327,8 @@ class RtcSender:
                 if now >= next_flush_ns:
                     self._flush()
                     next_flush_ns = now + LOG_FLUSH_INTERVAL_NS
-                deadline_ns = min(self.pacer.next_process_time_us() * 1000,
-                                  self._next_media_us() * 1000, next_rate_ns, next_live_ns)
-                if self.bwe.congestion_window is not None:
-                    deadline_ns = min(deadline_ns, next_process_ns)
-                probe_us = self.pacer.next_probe_time_us(now_us)
-                if probe_us is not None:
-                    deadline_ns = min(deadline_ns, probe_us * 1000)
+                deadline_ns = min(self.core.next_deadline_us(now_us) * 1000, next_rate_ns,
+                                  next_live_ns)
                 if end_ns is not None:
                     deadline_ns = min(deadline_ns, end_ns)
                 timeout = max(0.0, (deadline_ns - now_ns()) / 1e9)
@@ -490,27 +358,17 @@ class RtcSender:
         self.counters.frames_dropped_cwnd = getattr(self.video, "dropped_frames", 0)
         write_meta(self.config.log_dir / "sender_meta.json", {
             "role": "sender", "state": state, "clock": "CLOCK_MONOTONIC",
-            "start_ns": self.start_ns, "end_ns": now_ns() if state != "running" else None,
+            "start_ns": self.start_ns, "start_at_ns": self.start_at_ns,
+            "started_ns": self.started_ns,
+            "end_ns": now_ns() if state != "running" else None,
             "config": asdict(self.config), "video_ssrc": self.video_ssrc,
+            "bound_address": list(self.sock.getsockname()[:2]),
             "audio_ssrc": self.audio_ssrc if self.config.audio else None,
             "final_target_bps": self.target_bps, "counters": asdict(self.counters),
             "feedback_unknown_reports": self.adapter.unknown_reports,
             "records": {"sender_packets": self.packet_log.records,
                         "sender_frames": self.frame_log.records,
                         "sender_rate": self.rate_log.records}})
-
-
-def video_share_bps(target_bps: float, *, audio: bool, min_bps: float) -> float:
-    """The video encoder's budget: the target less audio and every packet's overhead.
-
-    The estimate is a rate on the wire, so libwebrtc hands its encoders the
-    target minus the transport overhead rate (send-side BWE with overhead:
-    BitrateAllocator / VideoSendStreamImpl::OnBitrateUpdated); audio's share
-    (32 kbit/s Opus in 50 packets/s) is taken off first, headers included.
-    """
-    budget = target_bps - (AUDIO_WIRE_BPS if audio else 0)
-    budget *= MAX_PAYLOAD_SIZE / (MAX_PAYLOAD_SIZE + PACKET_OVERHEAD_BYTES)
-    return max(min_bps / 2, budget)
 
 
 # ---- command line ---------------------------------------------------------------------
@@ -526,13 +384,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bind", default=None,
                         help="local HOST:PORT or PORT to bind (default: any address, any port)")
     parser.add_argument("--duration", type=parse_duration, default=None,
-                        help="seconds to send; default until SIGTERM/SIGINT")
+                        help="how long to send, e.g. 30s (a bare number is seconds); "
+                             "default until SIGTERM/SIGINT")
     parser.add_argument("--start-rate", type=parse_rate, default=300_000.0,
-                        help="initial target bitrate, e.g. 300k (default 300k)")
+                        help="initial target bitrate, e.g. 300kbit (a bare number is bit/s; "
+                             "default 300kbit)")
     parser.add_argument("--min-rate", type=parse_rate, default=50_000.0,
-                        help="lowest target (default 50k)")
+                        help="lowest target (default 50kbit)")
     parser.add_argument("--max-rate", type=parse_rate, default=30_000_000.0,
-                        help="highest target (default 30M)")
+                        help="highest target (default 30Mbit)")
     parser.add_argument("--fps", type=float, default=30.0, help="video frame rate (default 30)")
     parser.add_argument("--frames-file", type=Path, default=None,
                         help="replay video frame sizes from this file (SIZE [KEY] per line)")
@@ -543,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-probing", action="store_true",
                         help="with gcc: send no probe clusters (initial and further "
                              "exponential probing are on by default, as in libwebrtc)")
-    parser.add_argument("--probe-interval", type=float,
+    parser.add_argument("--probe-interval", type=parse_seconds,
                         default=DEFAULT_PERIODIC_PROBE_INTERVAL_MS / 1000,
                         help="with gcc: seconds between periodic probes at 2x the estimate "
                              "when no overuse cut the rate (libwebrtc's ALR probe, run for "
@@ -558,6 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-dir", default=None,
                         help="write logs, live.jsonl and sender_meta.json here")
     parser.add_argument("--seed", type=int, default=1, help="seed of SSRCs and frame sizes")
+    parser.add_argument("--wait-start", action="store_true",
+                        help="once set up, write ready.json to --log-dir and wait for "
+                             "'start NS' on stdin (CLOCK_MONOTONIC ns), then start at NS: "
+                             "how netlab starts every flow on the run's one time zero")
     return parser
 
 
@@ -606,7 +470,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                            where=f"--bind {config.bind[0]}:{config.bind[1]}",
                            fix="use a free port and an address of this namespace") from exc
         with sock:
-            sender = RtcSender(config, sock, stop)
+            start_ns = None
+            if args.wait_start:
+                start_ns = ready_then_start_instant(
+                    config.log_dir, "waiting for the run's start",
+                    lambda: stop.received is not None)
+                if start_ns is None:
+                    print("sender_app: stopped before its start", file=sys.stderr)
+                    return 0
+            sender = RtcSender(config, sock, stop, start_ns=start_ns)
+            if start_ns is not None:
+                sender.started_ns = sleep_until_ns(start_ns)
             reason = sender.run()
     except RtcError as exc:
         print(f"sender_app: error: {exc}", file=sys.stderr)

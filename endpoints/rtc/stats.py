@@ -1,18 +1,88 @@
-"""Receiver bookkeeping: the per-packet arrival log record and RFC 3550
-reception statistics (fraction lost, cumulative loss, jitter) for receiver
-reports.
+"""Receiver bookkeeping: the per-packet arrival log record, the stats dict
+AlphaRTC hands an estimator plugin, and RFC 3550 reception statistics
+(fraction lost, cumulative loss, jitter) for receiver reports.
+
+AlphaRTC's stats, field by field, as OpenNetLab/AlphaRTC builds them
+(``modules/remote_bitrate_estimator/remote_estimator_proxy.cc``,
+``RemoteEstimatorProxy::IncomingPacket`` → ``cmdinfer::ReportStates`` in
+``modules/third_party/cmdinfer/cmdinfer.cc``, fed by
+``call/call.cc`` ``Call::NotifyBweOfReceivedPacket``):
+
+``send_time_ms``
+    the packet's abs-send-time (24-bit 6.18 fixed-point seconds), unwrapped
+    over its 64-s wrap and rounded to whole ms (``GetTtimeFromAbsSendtime``:
+    ``round((abs / 2**18 + 64 * cycles) * 1000)``): the sender's clock modulo
+    64 s at the first packet, not zero-based.
+``arrival_time_ms``
+    the receiver's monotonic clock in ms, rounded (``(packet_time_us + 500) /
+    1000`` in ``Call::DeliverRtp``).
+``payload_type``, ``sequence_number``, ``ssrc``
+    from the RTP header as sent: the per-SSRC 16-bit RTP sequence number
+    (wrapping, not unwrapped; not the transport-wide one), audio and video
+    alike (``OnReceivedPacketWithType`` passes audio too).
+``padding_length``
+    RTP padding octets (``RtpPacket::padding_size``).
+``header_length``
+    the whole RTP header: 12 + 4 × CSRCs + the extension block with its
+    4-byte header (``RtpPacket::headers_size``).
+``payload_size``
+    payload **plus padding** (``packet.payload_size() + packet.padding_size()``
+    in ``Call::NotifyBweOfReceivedPacket``), so header_length + payload_size
+    is the datagram's size.
+
+All eight are ints, as cmdinfer's JSON carries them.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from endpoints.rtc.rtcp import ReportBlock
-from endpoints.rtc.rtp import RtpPacket, SequenceUnwrapper
+from endpoints.rtc.rtp import ABS_SEND_TIME_BITS, RtpPacket, SequenceUnwrapper
 
 #: AlphaRTC's per-packet stats keys, in its order (OpenNetLab BandwidthEstimator.py).
 ALPHARTC_STATS_KEYS = ("send_time_ms", "arrival_time_ms", "payload_type", "sequence_number",
                        "ssrc", "padding_length", "header_length", "payload_size")
+
+_ABS_WRAP = 1 << ABS_SEND_TIME_BITS
+_ABS_FRACTION_BITS = 18  # 6.18 fixed point: units of 2**-18 s
+
+
+def abs_send_time_ms(units: int) -> int:
+    """Unwrapped abs-send-time units (2**-18 s) to ms, rounded half up like ``std::round``."""
+    return (units * 1000 + (1 << (_ABS_FRACTION_BITS - 1))) >> _ABS_FRACTION_BITS
+
+
+def arrival_ms(arrival_ns: int) -> int:
+    """A CLOCK_MONOTONIC time in ns to AlphaRTC's arrival ms: µs first, then rounded."""
+    return (arrival_ns // 1000 + 500) // 1000
+
+
+class AbsSendTimeMs:
+    """AlphaRTC's ``GetTtimeFromAbsSendtime``: abs-send-time to unwrapped ms.
+
+    One deliberate difference: AlphaRTC counts a wrap only on a newer packet
+    and adds the new cycle count to an older, reordered packet from before the
+    wrap (its send time jumps 64 s ahead); here that packet keeps its cycle.
+    """
+
+    def __init__(self) -> None:
+        self._newest: int | None = None  # the newest abs-send-time seen (24 bits)
+        self._newest_units = 0  # ... and its unwrapped units
+
+    def __call__(self, value: int) -> int:
+        if self._newest is None:
+            self._newest, self._newest_units = value, value
+            return abs_send_time_ms(value)
+        # Signed 24-bit distance from the newest (AlphaRTC: the << 8 and int32 cast).
+        diff = (value - self._newest) % _ABS_WRAP
+        if diff >= _ABS_WRAP // 2:
+            diff -= _ABS_WRAP
+        units = self._newest_units + diff
+        if diff >= 0:
+            self._newest, self._newest_units = value, units
+        return abs_send_time_ms(units)
 
 
 @dataclass(frozen=True)
@@ -47,12 +117,46 @@ class ArrivalRecord:
                    rtp_timestamp=packet.timestamp)
 
     def alphartc_stats(self) -> dict[str, int]:
-        """The dict AlphaRTC hands to ``Estimator.report_states`` (integers, as AlphaRTC's)."""
+        """The dict AlphaRTC hands to ``Estimator.report_states``: ints, times rounded,
+        ``payload_size`` with the padding (see the module's notes)."""
         values = asdict(self)
-        return {key: int(values[key]) for key in ALPHARTC_STATS_KEYS}
+        stats = {key: int(values[key]) for key in ALPHARTC_STATS_KEYS}
+        stats["send_time_ms"] = math.floor(self.send_time_ms + 0.5)  # std::round, >= 0
+        stats["arrival_time_ms"] = math.floor(self.arrival_time_ms + 0.5)
+        stats["payload_size"] = self.payload_size + self.padding_length
+        return stats
 
     def as_dict(self) -> dict[str, float | int | bool | None]:
         return asdict(self)
+
+
+class AlphaRtcStats:
+    """Builds, per received RTP packet, the stats dict AlphaRTC hands a plugin."""
+
+    def __init__(self) -> None:
+        self.send_time = AbsSendTimeMs()
+
+    def build(self, packet: RtpPacket, datagram_size: int, arrival_ns: int,
+              stamp_send_ns: int = -1) -> dict[str, int]:
+        """``datagram_size`` is the UDP payload's length; ``stamp_send_ns`` (netlab's
+        payload stamp) stands in for a missing abs-send-time, where AlphaRTC would
+        report 0."""
+        abs_send_time = packet.abs_send_time()
+        if abs_send_time is not None:
+            send_ms = self.send_time(abs_send_time)
+        else:
+            send_ms = arrival_ms(stamp_send_ns) if stamp_send_ns >= 0 else 0
+        header_length = datagram_size - len(packet.payload) - packet.padding_size
+        return {
+            "send_time_ms": send_ms,
+            "arrival_time_ms": arrival_ms(arrival_ns),
+            "payload_type": packet.payload_type,
+            "sequence_number": packet.sequence_number,
+            "ssrc": packet.ssrc,
+            "padding_length": packet.padding_size,
+            "header_length": header_length,
+            "payload_size": datagram_size - header_length,
+        }
 
 
 class ReceptionStats:

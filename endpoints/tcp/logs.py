@@ -32,6 +32,7 @@ Receiver directory (may be the sender's: no file names collide)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -41,6 +42,8 @@ import numpy as np
 import numpy.typing as npt
 
 from endpoints.tcp.tcp_info import KERNEL_FIELDS
+from labcore.jsonfile import write_json_atomic
+from labcore.logcap import CAP_ENV, log_cap_bytes
 
 SAMPLE_INTERVAL_NS: Final = 10_000_000
 BIN_NS: Final = 10_000_000
@@ -88,14 +91,21 @@ RECV_BIN_DTYPE: Final = np.dtype([("bin_start_ns", "<i8"), ("bytes", "<u8")])
 class RecordLog:
     """Append-only binary log of fixed-size records, buffered in memory and
     written out on :meth:`flush` (callers flush every 250 ms and on exit, so
-    a SIGTERM loses nothing and the loop never blocks on disk per sample)."""
+    a SIGTERM loses nothing and the loop never blocks on disk per sample).
 
-    def __init__(self, path: Path, dtype: np.dtype[Any], capacity: int = 1024) -> None:
+    The file stops growing at ``NETLAB_LOG_CAP_MB`` MiB (default 1024) or at
+    the first failed write (a full disk); then ``status`` says why and a
+    ``<file>.status`` file beside it records that for the lab."""
+
+    def __init__(self, path: Path, dtype: np.dtype[Any], capacity: int = 1024,
+                 cap_bytes: int | None = None) -> None:
         self.path = path
         self.dtype = dtype
         self._buffer = np.zeros(capacity, dtype=dtype)
         self._used = 0
         self.records_written = 0
+        self.cap_bytes = log_cap_bytes() if cap_bytes is None else cap_bytes
+        self.status: str | None = None
         self._file: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
 
     def append(self, record: tuple[Any, ...]) -> None:
@@ -105,16 +115,37 @@ class RecordLog:
         self._used += 1
 
     def flush(self) -> None:
-        if self._used:
-            self._file.write(self._buffer[: self._used].tobytes())
-            self.records_written += self._used
-            self._used = 0
-        self._file.flush()
+        used, self._used = self._used, 0
+        if self.status is not None:
+            return
+        room = self.cap_bytes // self.dtype.itemsize - self.records_written
+        count = max(0, min(used, room))
+        try:
+            self._file.write(self._buffer[:count].tobytes())
+            self._file.flush()
+        except OSError as exc:
+            self._stop(f"truncated: a write failed ({exc.strerror})")
+            return
+        self.records_written += count
+        if count < used:
+            self._stop(f"truncated at its size cap of {self.cap_bytes / (1 << 20):g} MiB "
+                       f"(raise {CAP_ENV})")
+
+    def _stop(self, status: str) -> None:
+        self.status = status
+        with contextlib.suppress(OSError):
+            status_path(self.path).write_text(status + "\n", encoding="utf-8")
 
     def close(self) -> None:
         if not self._file.closed:
             self.flush()
-            self._file.close()
+            with contextlib.suppress(OSError):
+                self._file.close()
+
+
+def status_path(path: Path) -> Path:
+    """Where a capped or failed log says why."""
+    return path.with_name(path.name + ".status")
 
 
 class LiveLog:
@@ -138,9 +169,7 @@ class LiveLog:
 
 def write_meta(path: Path, meta: dict[str, Any]) -> None:
     """Write metadata atomically (rename), so a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_json_atomic(path, meta, indent=2, sort_keys=True, trailing_newline=True)
 
 
 def read_records(path: Path, dtype: np.dtype[Any]) -> npt.NDArray[Any]:

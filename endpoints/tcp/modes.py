@@ -6,20 +6,11 @@ application-limited rather than shaped by the kernel).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Final
 
 from endpoints.tcp.errors import TcpEndpointError
-
-_RATE_UNITS: Final = {
-    "bit": 1.0, "bps": 1.0,
-    "kbit": 1e3, "kbps": 1e3,
-    "mbit": 1e6, "mbps": 1e6,
-    "gbit": 1e9, "gbps": 1e9,
-}
-_RATE_RE: Final = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z]*)\s*$")
-_SECONDS_RE: Final = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s)?\s*$")
+from labcore import units
 
 #: Smallest write the rate modes make when the bucket allows it: one
 #: Ethernet-sized segment, so a slow rate is not sent as a drizzle of
@@ -32,29 +23,20 @@ MIN_BUCKET_BYTES: Final = 4 * MIN_WRITE_BYTES
 
 
 def parse_rate_bps(text: str, *, where: str) -> float:
-    """``"5Mbit"`` -> 5e6 bit/s. Units: bit, kbit, Mbit, Gbit (or bps, kbps,
-    Mbps, Gbps); a bare number is bit/s."""
-    match = _RATE_RE.match(text)
-    unit = match.group(2).lower() if match else ""
-    if match is None or (unit and unit not in _RATE_UNITS):
-        raise TcpEndpointError(
-            f"cannot read rate {text!r}", where=where,
-            fix="write a number with a unit: bit, kbit, Mbit or Gbit (e.g. 5Mbit)")
-    value = float(match.group(1)) * (_RATE_UNITS[unit] if unit else 1.0)
-    if value <= 0:
-        raise TcpEndpointError(f"rate {text!r} is not positive", where=where,
-                               fix="give a rate above zero, e.g. 500kbit")
-    return value
+    """``"5Mbit"`` -> 5e6 bit/s, in the one unit grammar (:mod:`labcore.units`);
+    a bare number is bit/s."""
+    try:
+        return float(units.parse_rate(text, bare="bit"))
+    except units.UnitError as exc:
+        raise TcpEndpointError(exc.what, where=where, fix=exc.fix) from None
 
 
 def parse_seconds(text: str, *, where: str) -> float:
-    """``"1.5"``, ``"1.5s"`` or ``"200ms"`` -> seconds."""
-    match = _SECONDS_RE.match(text)
-    if match is None:
-        raise TcpEndpointError(f"cannot read duration {text!r}", where=where,
-                               fix="write seconds, e.g. 1.5 or 1.5s or 200ms")
-    value = float(match.group(1))
-    return value / 1000.0 if match.group(2) == "ms" else value
+    """``"1.5"``, ``"1.5s"`` or ``"200ms"`` -> seconds (:mod:`labcore.units`; bare is seconds)."""
+    try:
+        return units.parse_duration(text, bare="s")
+    except units.UnitError as exc:
+        raise TcpEndpointError(exc.what, where=where, fix=exc.fix) from None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ It accepts any number of connections (their bytes are summed), stops when
 the duration ends, on SIGTERM/SIGINT, or once every connection it accepted
 has closed (unless ``--keep-listening``). ``--bind HOST:0`` picks a free
 port; the port chosen is in ``receiver.json`` (``bind_port``) as soon as the
-receiver listens. Log formats: :mod:`endpoints.tcp.logs`.
+receiver listens, and ``ready.json`` (:mod:`endpoints.ready`) says it is
+ready. Log formats: :mod:`endpoints.tcp.logs`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from endpoints import ready
 from endpoints.tcp import logs
 from endpoints.tcp.common import StopFlag, parse_host_port
 from endpoints.tcp.errors import TcpEndpointError
@@ -81,6 +83,7 @@ class TcpReceiver:
     def run(self) -> int:
         config = self.config
         config.log_dir.mkdir(parents=True, exist_ok=True)
+        ready.starting(config.log_dir, f"listening on {config.host}:{config.port}")
         listener = socket.socket(config.family, socket.SOCK_STREAM)
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -104,6 +107,7 @@ class TcpReceiver:
             "end_ns": None, "end_reason": None,
         }
         logs.write_meta(config.log_dir / logs.RECEIVER_META_FILE, meta)
+        ready.ready(config.log_dir, f"listening on {config.host}:{meta['bind_port']}")
         bins = BinCounter(bins_log, start_ns)
         open_conns: dict[int, socket.socket] = {}
         end_reason = "error"

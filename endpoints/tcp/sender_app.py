@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from endpoints.agent_tcp import PolicyRateController, RateChange, parse_policy_option
+from endpoints.ready import ready_then_start_instant
 from endpoints.tcp import logs
 from endpoints.tcp.common import StopFlag, available_congestion_controls, parse_host_port
 from endpoints.tcp.errors import TcpEndpointError
@@ -44,6 +45,7 @@ from endpoints.tcp.tcp_info import (
     read_tcp_info_raw,
     unpack_tcp_info,
 )
+from labcore.startgate import sleep_until_ns
 
 CHUNK_BYTES: Final = 128 * 1024
 CONNECT_RETRY_S: Final = 0.05
@@ -68,6 +70,7 @@ class SenderConfig:
     pacing_control: Path | None = None
     connect_timeout_s: float = 5.0
     policy: str | None = None  # endpoints.agent_tcp option: SOCKET?deadline=...
+    wait_start: bool = False  # ready.json, then the start instant on stdin (--wait-start)
 
 
 def open_connection(config: SenderConfig, stop: StopFlag) -> tuple[socket.socket, str]:
@@ -130,7 +133,17 @@ class TcpSender:
         config = self.config
         config.log_dir.mkdir(parents=True, exist_ok=True)
         control = PacingControl(config.pacing_control) if config.pacing_control else None
+        start_at_ns = None
         try:
+            if config.wait_start:  # connect at the flow's start, as an application would
+                start_at_ns = ready_then_start_instant(
+                    config.log_dir, "waiting for the run's start", lambda: self.stop.is_set)
+                if start_at_ns is None:
+                    print("sender_app: stopped before its start", file=sys.stderr)
+                    if control is not None:
+                        control.close()
+                    return 0
+                sleep_until_ns(start_at_ns)
             sock, effective_cc = open_connection(config, self.stop)
             if config.policy is not None:
                 self.policy = PolicyRateController.connect(config.policy, config.log_dir)
@@ -150,7 +163,9 @@ class TcpSender:
             "duration_s": config.duration_s,
             "pacing_control": str(config.pacing_control) if config.pacing_control else None,
             "policy": config.policy,
-            "clock": "CLOCK_MONOTONIC", "start_ns": start_ns, "wall_start": time.time(),
+            "clock": "CLOCK_MONOTONIC", "start_ns": start_ns, "start_at_ns": start_at_ns,
+            "started_ns": start_ns,  # connected: its start, as the RTC sender's
+            "wall_start": time.time(),
             "sample_interval_ns": logs.SAMPLE_INTERVAL_NS,
             "tcp_info_len": len(sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO,
                                                 TCP_INFO_REQUEST_LEN)),
@@ -342,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "interval=100ms[&flow=N&start=RATE&min=RATE&max=RATE]")
     parser.add_argument("--connect-timeout", default="5",
                         help="seconds to keep retrying while the receiver is not up")
+    parser.add_argument("--wait-start", action="store_true",
+                        help="write ready.json to --log-dir, wait for 'start NS' on stdin "
+                             "(CLOCK_MONOTONIC ns), connect at NS: how netlab starts every "
+                             "flow on the run's one time zero")
     return parser
 
 
@@ -361,7 +380,7 @@ def config_from_args(args: argparse.Namespace) -> SenderConfig:
                         pacing_control=args.pacing_control,
                         connect_timeout_s=parse_seconds(args.connect_timeout,
                                                         where="--connect-timeout"),
-                        policy=args.policy)
+                        policy=args.policy, wait_start=args.wait_start)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,6 @@
 
 import sys
 
-from netlab.agent.server import main
+from netlab.agent.command import main
 
 sys.exit(main())

@@ -1,6 +1,7 @@
 """The agent's control API: HTTP (aiohttp) over a Unix socket, in its own thread.
 
-    GET  /health       {"ok": true, "decisions": N}
+    GET  /health       {"ok": true, "decisions": N, "contract", "step_ms", "window_ms",
+                       "device"}: what the lab needs to start the agent's flows
     GET  /stats        counters, decision-latency percentiles and histogram, misses
     POST /load         {"checkpoint": PATH} → the new weights serve from the next
                        decision on (no request is dropped); 409 if the new policy's
@@ -33,8 +34,10 @@ if TYPE_CHECKING:
 
 def build_app(agent: Agent) -> web.Application:
     async def health(request: web.Request) -> web.Response:
+        info = agent.policy.info
         return web.json_response({"ok": True, "decisions": agent.counters["decisions"],
-                                  "contract": agent.policy.info.contract})
+                                  "contract": info.contract, "step_ms": info.step_ms,
+                                  "window_ms": info.window_ms, "device": agent.device})
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response(agent.snapshot())

@@ -3,9 +3,11 @@ started inside that host's namespace, serving on a socket in the lab's run
 directory, and summarised into results ``agents[]`` when the run ends.
 
 The flows find their agent through :meth:`AgentSet.rtc_receiver`, which
-gives the receiver module and ``--estimator`` value for a policy-driven RTC
-flow, and :meth:`AgentSet.tcp_sender`, the sender's ``--policy`` value for a
-TCP flow whose pacing rate the policy sets. Every process is journaled
+gives the receiver module, ``--estimator`` value and poll interval for a
+policy-driven RTC flow (the checkpoint's own step unless the flow sets
+``decision_interval``: :mod:`netlab.agent.interval`), and
+:meth:`AgentSet.tcp_sender`, the sender's ``--policy`` value for a TCP flow
+whose pacing rate the policy sets. Every process is journaled
 before anything else happens, so ``netlab down`` removes it even after a
 crash.
 """
@@ -27,10 +29,12 @@ from typing import Any
 import psutil
 
 from netlab import paths
+from netlab.agent.interval import DecisionTiming, decision_timing
 from netlab.agent.stats import percentiles
 from netlab.errors import NetlabError
 from netlab.lab import netns
 from netlab.lab.plan import LabPlan
+from netlab.lab.privileges import child_env, python_argv
 from netlab.lab.state import StateJournal
 from netlab.scenario.model import Agent, Scenario
 
@@ -52,6 +56,8 @@ class RunningAgent:
     checkpoint: str | None
     proc: subprocess.Popen[bytes]
     exited_early: bool = False
+    #: what the agent said it serves once ready (contract, step_ms, window_ms, device)
+    serving: dict[str, Any] = field(default_factory=dict)
 
     @property
     def stats_path(self) -> Path:
@@ -67,16 +73,22 @@ class AgentSet:
     def socket_for(self, host: str) -> Path:
         return self.agents[host].socket
 
-    def rtc_receiver(self, host: str, flow_index: int) -> tuple[str, str]:
-        """(receiver module, ``--estimator`` value) for an RTC flow received on ``host``."""
+    def rtc_receiver(self, host: str, flow_index: int, decision_interval_s: float | None = None
+                     ) -> tuple[str, str, DecisionTiming]:
+        """(receiver module, ``--estimator`` value, when it decides) for an RTC flow
+        received on ``host``; ``decision_interval_s`` None: the checkpoint's step."""
         agent = self.agents.get(host)
         if agent is None:
             raise NetlabError(f"no agent runs on {host!r} to serve the policy",
                               where=f"agents.{host}", fix=f"add agents: {{{host}: {{...}}}}")
         fallback = "gcc" if agent.spec.fallback == "gcc" else "keep"
         deadline_us = max(1, round(agent.spec.deadline_s * 1e6))
+        timing = decision_timing(decision_interval_s, _number(agent.serving.get("step_ms")),
+                                 _number(agent.serving.get("window_ms")))
+        window_us = max(1, round(timing.window_ms * 1e3))
         return RTC_POLICY_RECEIVER, (f"policy:{agent.socket}?deadline={deadline_us}us"
-                                     f"&fallback={fallback}&flow={flow_index + 1}")
+                                     f"&fallback={fallback}&flow={flow_index + 1}"
+                                     f"&window={window_us}us"), timing
 
     def tcp_sender(self, host: str, flow_index: int) -> str:
         """The TCP sender's ``--policy`` value for a flow sent from ``host``. The
@@ -130,15 +142,34 @@ class AgentSet:
             "deadline_ms": agent.spec.deadline_s * 1e3,
             "fallback": agent.spec.fallback,
             "policy": server.get("policy"),
+            "device": server.get("device") or agent.serving.get("device"),
             "agent_exited_early": agent.exited_early,
             "server": {k: server.get(k) for k in ("decisions", "batches", "max_batch",
                                                   "server_misses", "errors", "warmups",
-                                                  "reloads", "latency_us")} if server else None,
+                                                  "reloads", "latency_us", "breakdown_us")}
+            if server else None,
             "flows": [{"flow": c["flow_dir"], "decisions": c.get("decisions"),
                        "misses": c.get("misses"), "fallback_s": c.get("fallback_s"),
                        "late_replies": c.get("late_replies"),
+                       "decision_interval_ms": c.get("decision_interval_ms"),
+                       "window_ms": c.get("window_ms"),
                        "latency_us": percentiles(c.get("latency_us", []))} for c in clients],
         }
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else None
+
+
+def _serving(control: Path) -> dict[str, Any]:
+    """What a ready agent serves (its control API's /health); {} if it cannot say."""
+    from netlab.agent.client import ControlClient
+
+    try:
+        return ControlClient(control, timeout_s=10).health()
+    except (OSError, ValueError, RuntimeError):
+        return {}
 
 
 def _client_summaries(run_dir: Path, socket_path: Path) -> list[dict[str, Any]]:
@@ -157,8 +188,9 @@ def _client_summaries(run_dir: Path, socket_path: Path) -> list[dict[str, Any]]:
 
 def agent_command(agent: Agent, socket_path: Path, control: Path, directory: Path,
                   checkpoint: str | None, seed: int, explore: bool = False) -> list[str]:
-    argv = [sys.executable, "-m", "netlab.agent", "--socket", str(socket_path),
+    argv = [*python_argv("netlab.agent"), "--socket", str(socket_path),
             "--control", str(control), "--deadline", f"{agent.deadline_s}s",
+            "--device", agent.device,
             "--stats-out", str(directory / "agent_stats.json"), "--seed", str(seed)]
     if checkpoint is not None:
         argv += ["--checkpoint", checkpoint]
@@ -176,7 +208,8 @@ def _resolve(checkpoint: str | None, scenario: Scenario, host: str) -> str | Non
     if not path.is_file():
         raise NetlabError("agent checkpoint does not exist", where=f"agents.{host}.checkpoint "
                           f"({path})", fix="give a path relative to the scenario file")
-    return str(path)
+    # Absolute: the agent runs in its own working directory, not the caller's.
+    return str(path.absolute())
 
 
 def _serves_tcp_policy(scenario: Scenario, host: str) -> bool:
@@ -236,8 +269,8 @@ def start_agents(scenario: Scenario, plan: LabPlan, journal: StateJournal, run_d
                                  scenario.seed * 1000 + index, explore)
             with open(directory / "agent.out", "ab") as out:
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                        preexec_fn=_enter(namespace),
-                                        close_fds=True)
+                                        preexec_fn=_enter(namespace), cwd=directory,
+                                        env=child_env(), close_fds=True)
             journal.record("process", str(proc.pid),
                            pid_start=psutil.Process(proc.pid).create_time())
             agent_set.agents[spec.host] = RunningAgent(spec, namespace, socket_path, control,
@@ -252,6 +285,10 @@ def start_agents(scenario: Scenario, plan: LabPlan, journal: StateJournal, run_d
                                       fix="run `netlab agent inspect CHECKPOINT` to check the "
                                           "checkpoint; see agent.out in the run directory")
                 time.sleep(0.05)
+            agent.serving = _serving(agent.control)
+            note = (agent.serving.get("device") or {}).get("note")
+            if note:  # e.g. cuda asked for on a machine without a GPU
+                print(f"agent on {host}: {note}", file=sys.stderr, flush=True)
     except BaseException:
         agent_set.stop()
         raise

@@ -26,6 +26,10 @@ def transition_dtype(obs_size: int, action_size: int) -> np.dtype[Any]:
                      ("obs", "<f4", (obs_size,)), ("action", "<f4", (action_size,))])
 
 
+#: Batches up to this size are recorded row by row.
+SMALL_BATCH = 8
+
+
 class TransitionBuffer:
     """Thread-safe: the serving loop appends, the control API drains."""
 
@@ -33,6 +37,10 @@ class TransitionBuffer:
         self.dtype = transition_dtype(obs_size, action_size)
         self.capacity = capacity
         self._rows = np.zeros(capacity, dtype=self.dtype)
+        # Touch every page now: a calloc'd ring that fills as decisions come
+        # grew the agent's RSS by ~85 B per decision for its first 65536
+        # (1.5 MB/h in the 1-hour soak), which reads like a leak.
+        self._rows.view(np.uint8)[:] = 0
         self._start = 0
         self._count = 0
         self.dropped = 0
@@ -51,8 +59,12 @@ class TransitionBuffer:
             return
         with self._lock:
             end = self._start + self._count
-            idx = (np.arange(end, end + n)) % self.capacity
             rows = self._rows
+            if n <= SMALL_BATCH:
+                self._append_rows(end, n, flows, seqs, t_request, t_reply, rewards, dones,
+                                  log_prob, value, obs, actions)
+                return
+            idx = (np.arange(end, end + n)) % self.capacity
             rows["flow"][idx] = flows
             rows["seq"][idx] = seqs
             rows["t_request_ns"][idx] = t_request
@@ -63,13 +75,28 @@ class TransitionBuffer:
             rows["value"][idx] = value
             rows["obs"][idx] = obs
             rows["action"][idx] = actions
-            self._count += n
-            self.recorded += n
-            if self._count > self.capacity:
-                overflow = self._count - self.capacity
-                self.dropped += overflow
-                self._start = (self._start + overflow) % self.capacity
-                self._count = self.capacity
+            self._advance(n)
+
+    def _append_rows(self, end: int, n: int, flows: Any, seqs: Any, t_request: Any,
+                     t_reply: int, rewards: Any, dones: Any, log_prob: Any, value: Any,
+                     obs: Any, actions: Any) -> None:
+        """A few rows one record at a time: one assignment each instead of ten
+        indexed ones (the serving thread records after every batch)."""
+        rows = self._rows
+        for i in range(n):
+            rows[(end + i) % self.capacity] = (
+                flows[i], seqs[i], t_request[i], t_reply, rewards[i], dones[i], log_prob[i],
+                value[i], obs[i], actions[i])
+        self._advance(n)
+
+    def _advance(self, n: int) -> None:
+        self._count += n
+        self.recorded += n
+        if self._count > self.capacity:
+            overflow = self._count - self.capacity
+            self.dropped += overflow
+            self._start = (self._start + overflow) % self.capacity
+            self._count = self.capacity
 
     def drain(self) -> npt.NDArray[Any]:
         """Every buffered row, oldest first; the buffer is empty afterwards."""

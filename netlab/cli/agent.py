@@ -38,7 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     serve = sub.add_parser("serve", help="run an agent in the foreground",
                            description="Serve a policy on a Unix SEQPACKET socket "
                                        "(what the lab starts per host).")
-    from netlab.agent.server import add_arguments
+    from netlab.agent.command import add_arguments
     add_arguments(serve)
 
 
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.agent_command == "init":
         return _init(args.contract, args.out, args.seed, args.force)
     if args.agent_command == "serve":
-        from netlab.agent.server import run_agent
+        from netlab.agent.command import run_agent
         return run_agent(args)
     raise NetlabError("no agent subcommand given", where="netlab agent",
                       fix="use `netlab agent inspect CKPT`, `netlab agent init --contract C "

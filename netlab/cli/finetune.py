@@ -26,6 +26,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="run the labs on a Ray cluster (ADDRESS, auto, or local)")
     parser.add_argument("--ray-cpus", type=int, default=2,
                         help="CPUs of a --ray local cluster (default 2)")
+    parser.add_argument("--ray-resource", metavar="NAME",
+                        help="run labs only on the Ray nodes that declare this custom resource "
+                             "(ray start --resources '{\"NAME\": 1}')")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         def make_pool(k: int, prefix: str) -> RayLabPool:
             if k not in pools:
                 pools[k] = RayLabPool(args.ray, k, lab_prefix=prefix[:6] + "r",
-                                      num_cpus=args.ray_cpus)
+                                      num_cpus=args.ray_cpus, resource=args.ray_resource,
+                                      log=console.print)
             return pools[k]
 
         tuner.make_pool = make_pool

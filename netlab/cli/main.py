@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from labcore.errors import LabError
 from netlab import __version__
-from netlab.errors import NetlabError
-from shaping.errors import ShapingError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "up",
@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sim",
     "pretrain",
     "gap",
+    "plugin",
 )
 
 
@@ -68,14 +69,44 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if module is None:
             continue
         text = module.HELP.replace("%", "%%")  # argparse formats help strings with %
-        command = sub.add_parser(module.NAME, help=text, description=text)
+        command = sub.add_parser(module.NAME, help=text, description=module.HELP)  # not %-formatted
         module.configure(command)
         command.set_defaults(handler=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; no traceback ever reaches the user (see ``internal_error``)."""
     words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(words)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # anything not a LabError is a bug: log it, say where
+        return internal_error(exc, words)
+    finally:
+        if argv is None:  # the program itself: its work is done, let it exit quietly
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_IGN)
+
+
+def internal_error(exc: BaseException, words: list[str]) -> int:
+    """One line for the user, the traceback in a log file they can attach."""
+    from netlab.lab import crashlog
+
+    summary = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+    try:
+        where = str(crashlog.write(exc, words))
+    except OSError:
+        where = "the output above"
+        import traceback
+
+        traceback.print_exception(exc)
+    print(f"internal error: {summary} — please report it with {where}", file=sys.stderr)
+    return 70  # EX_SOFTWARE
+
+
+def _dispatch(words: list[str]) -> int:
     first = next((w for w in words if not w.startswith("-")), None)
     known = {command_name(m) for m in COMMAND_MODULES}
     parser = build_parser(first if first in known else None)
@@ -85,13 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         code: int = args.handler(args)
-    except NetlabError as exc:
+    except LabError as exc:  # the one base: netlab's, shaping's and endpoints' errors alike
         print(exc.render(), file=sys.stderr)
         return exc.exit_code
-    except ShapingError as exc:
-        # the libraries' errors carry what/where/fix too; print them the same way
-        print(NetlabError(exc.what, where=exc.where, fix=exc.fix).render(), file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
     return code

@@ -9,8 +9,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from endpoints.metrics.objectives import REWARDS
+from labcore.units import parse_duration, parse_rate
 from netlab.cli.sim import add_sim_arguments, base_shape, parsed
-from netlab.units import parse_duration, parse_rate
 
 NAME = "pretrain"
 HELP = ("Train a policy with PPO in the simulator for a few minutes of CPU; writes the "
@@ -35,9 +36,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=1024, help="steps per PPO update")
     parser.add_argument("--fixed-rate", default="1Mbit",
                         help="the fixed estimate compared against (default 1Mbit)")
-    parser.add_argument("--reward", choices=("onl", "qoe"), default="onl",
+    parser.add_argument("--reward", choices=sorted(REWARDS), default="onl",
                         help="onl: OpenNetLab's (log receive rate - 0.2 x loss); qoe: the "
-                             "network score's delay, rate and loss terms per step")
+                             "network score's delay, rate and loss terms per step; capacity: "
+                             "the same with the rate against the trace's capacity "
+                             "(docs/scores.md)")
     add_sim_arguments(parser)
 
 
@@ -45,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from netlab.agent.checkpoints import load_policy
-    from netlab.agent.policies.base import Policy
     from netlab.learning.pretrain import PretrainConfig, pretrain
+    from netlab.learning.sim import Controller
+    from netlab.scenario.model import Estimator
 
     console = Console(stderr=True)
     config = PretrainConfig(
@@ -58,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         fixed_rate_bps=float(parsed(parse_rate, args.fixed_rate, "--fixed-rate")),
         reward=args.reward)
     shape = base_shape(args)
-    baselines: dict[str, Policy | float] = {f"fixed {args.fixed_rate}": config.fixed_rate_bps}
+    baselines: dict[str, Controller] = {"gcc": Estimator("gcc"),
+                                        f"fixed {args.fixed_rate}": config.fixed_rate_bps}
     if ONL_CHECKPOINT.is_file():
         baselines = {"opennetlab-pretrained": load_policy(ONL_CHECKPOINT), **baselines}
 
@@ -80,8 +85,10 @@ def run(args: argparse.Namespace) -> int:
                    "loss"):
         table.add_column(column, justify="right" if column != "policy" else "left")
     for name, row in result.evaluation.items():
-        table.add_row(name, f"{row['mean_reward']:.3f}", f"{row['network_score']:.2f}",
-                      f"{row['recv_rate_bps'] / 1e6:.3f} Mbit/s",
-                      f"{row['delay_p95_ms']:.1f} ms", f"{row['loss'] * 100:.2f} %")
+        reward = row["mean_reward"]
+        score, rate, delay, loss = (float(row[k] or 0.0) for k in (
+            "network_score", "recv_rate_bps", "delay_p95_ms", "loss"))
+        table.add_row(name, "-" if reward is None else f"{reward:.3f}", f"{score:.2f}",
+                      f"{rate / 1e6:.3f} Mbit/s", f"{delay:.1f} ms", f"{loss * 100:.2f} %")
     Console(width=None if sys.stdout.isatty() else 120).print(table)
     return 0

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from netlab.plots import plot_run
-from netlab.report import COMPARISON_FILE, load_runs, print_report, report_json
+from netlab.run.plots import plot_run
+from netlab.run.report import COMPARISON_FILE, load_runs, print_report, report_json
 
 NAME = "report"
 HELP = ("Show the flows, scores and fidelity verdict of finished runs; with several runs, "

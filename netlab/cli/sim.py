@@ -11,13 +11,13 @@ from typing import Any, TypeVar
 from rich.console import Console
 from rich.table import Table
 
+from labcore.units import UnitError, parse_duration, parse_percent, parse_queue_limit, parse_rate
 from netlab.errors import NetlabError
-from netlab.units import UnitError, parse_duration, parse_percent, parse_queue_limit, parse_rate
 from shaping.spec import LinkShape
 
 NAME = "sim"
-HELP = ("Run one call in the fast simulator (same media model, pacer, queue code, "
-        "observations and scores as a lab) and print its metrics.")
+HELP = ("Run one call in the fast simulator (the lab's own RTC sender and receiver, "
+        "estimators, queue code and scores on a simulated clock) and print its metrics.")
 T = TypeVar("T")
 
 
@@ -54,6 +54,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--policy", help="checkpoint to run (netlab, OpenNetLab or TorchScript)")
     who.add_argument("--fixed", help="a fixed estimate instead of a policy (e.g. 1Mbit)")
+    who.add_argument("--gcc", action="store_true",
+                     help="GCC instead of a policy: the lab's sender-side GCC on transport "
+                          "feedback (a scenario's estimator: gcc)")
     parser.add_argument("--trace", required=True, help="trace name (netlab traces list) or file")
     parser.add_argument("--duration", default=None,
                         help="simulated time (default: one period of the trace)")
@@ -68,13 +71,18 @@ def _fmt(value: Any, scale: float = 1.0, digits: int = 1) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from netlab.agent.checkpoints import load_policy
-    from netlab.agent.policies.base import Policy
-    from netlab.learning.sim import SimConfig, run_episode
+    from netlab.learning.sim import Controller, SimConfig, run_episode
+    from netlab.scenario.model import Estimator
     from shaping.traces import load_trace
 
     trace = load_trace(args.trace)
-    controller: Policy | float = (load_policy(args.policy) if args.policy
-                                  else float(parsed(parse_rate, args.fixed, "--fixed")))
+    controller: Controller
+    if args.policy:
+        controller = load_policy(args.policy)
+    elif args.gcc:
+        controller = Estimator("gcc")
+    else:
+        controller = float(parsed(parse_rate, args.fixed, "--fixed"))
     duration = parsed(parse_duration, args.duration, "--duration") if args.duration else None
     step = parsed(parse_duration, args.step, "--step")
     try:
@@ -86,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_dict(), indent=1))
         return 0
-    who = args.policy or f"fixed {args.fixed}"
+    who = args.policy or ("gcc" if args.gcc else f"fixed {args.fixed}")
     table = Table(title=f"simulated call: {who} over {trace.name} "
                         f"({result.sim_s:.1f} s in {result.wall_s:.2f} s, {result.speed:.0f}×)")
     for column in ("receive rate", "delay p95", "loss", "network score", "mean reward",
@@ -96,6 +104,6 @@ def run(args: argparse.Namespace) -> int:
     table.add_row(f"{_fmt(m.get('recv_rate_bps'), 1e-6, 3)} Mbit/s",
                   f"{_fmt(m.get('delay_p95_ms'))} ms", f"{_fmt(m.get('loss'), 100, 2)} %",
                   _fmt(s.get("network"), 1, 2), f"{result.mean_reward:.3f}",
-                  f"{result.decisions}/{result.polls}")
+                  f"{result.decisions}/{result.polls}" if args.policy else "-")
     Console(width=None if sys.stdout.isatty() else 120).print(table)
     return 0

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
+from labcore.units import parse_duration, parse_packets, parse_percent, parse_rate
 from netlab.errors import NetlabError
 from shaping.traces import (
     FORMATS,
     GenetParams,
     Trace,
-    TraceError,
     corpus,
     format_for_path,
     generate,
@@ -23,69 +22,6 @@ from shaping.traces import (
 
 NAME = "traces"
 HELP = "list, inspect, convert, generate and plot bandwidth traces"
-
-_RATE_UNITS = {
-    "bit": 1.0,
-    "kbit": 1e3,
-    "mbit": 1e6,
-    "gbit": 1e9,
-    "bps": 1.0,
-    "kbps": 1e3,
-    "mbps": 1e6,
-    "gbps": 1e9,
-}
-_TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0}
-_NUMBER = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
-
-
-def _unit_value(text: str, units: dict[str, float], option: str, example: str) -> float:
-    match = re.fullmatch(_NUMBER + r"\s*([A-Za-z]+)", text.strip())
-    unit = match.group(2).lower() if match else ""
-    if not match or unit not in units:
-        raise NetlabError(
-            f"{text!r} is not a value with a unit",
-            where=option,
-            fix=f"write it like {example} (units: {', '.join(sorted(set(units)))})",
-        )
-    return float(match.group(1)) * units[unit]
-
-
-def parse_rate(text: str, option: str = "rate") -> float:
-    """'10Mbit' -> 1e7 bit/s (a bare 0 is allowed: an outage)."""
-    if text.strip() == "0":
-        return 0.0
-    return _unit_value(text, _RATE_UNITS, option, "10Mbit or 500kbit")
-
-
-def parse_time(text: str, option: str = "time") -> float:
-    return _unit_value(text, _TIME_UNITS, option, "20ms or 30s")
-
-
-def parse_loss(text: str, option: str = "--loss") -> float:
-    raw = text.strip()
-    try:
-        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise NetlabError(
-            f"{text!r} is not a loss rate", where=option, fix="write 0.5% or 0.005"
-        ) from None
-    if not 0 <= value <= 1:
-        raise NetlabError(
-            f"loss {text!r} is outside 0..100%", where=option, fix="write 0.5% or 0.005"
-        )
-    return value
-
-
-def parse_packets(text: str, option: str = "--queue") -> int:
-    match = re.fullmatch(r"([0-9]+)\s*(pkt|packets?)?", text.strip())
-    if not match:
-        raise NetlabError(f"{text!r} is not a packet count", where=option, fix="write 100pkt")
-    return int(match.group(1))
-
-
-def _netlab_error(exc: TraceError) -> NetlabError:
-    return NetlabError(exc.what, where=exc.where, fix=exc.fix)
-
 
 # -- statistics -------------------------------------------------------------
 
@@ -199,7 +135,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    stats = trace_stats(_load(args), parse_time(args.granularity, "--granularity"))
+    stats = trace_stats(_load(args), parse_duration(args.granularity, where="--granularity"))
     if args.json:
         print(json.dumps(stats, indent=2))
     else:
@@ -210,7 +146,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_convert(args: argparse.Namespace) -> int:
     trace = _load(args, "source")
     if args.granularity:
-        trace = trace.binned(parse_time(args.granularity, "--granularity")).merged()
+        trace = trace.binned(parse_duration(args.granularity, where="--granularity")).merged()
     destination = Path(args.destination)
     fmt = args.to or format_for_path(destination)
     write_trace(trace, destination, fmt)
@@ -223,7 +159,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _parse_steps(text: str) -> list[tuple[float, float]]:
-    levels = []
+    levels: list[tuple[float, float]] = []
     for index, item in enumerate(part for part in text.split(",") if part.strip()):
         rate, sep, duration = item.partition(":")
         if not sep:
@@ -232,13 +168,14 @@ def _parse_steps(text: str) -> list[tuple[float, float]]:
                 where="--steps",
                 fix="write rate:duration pairs, e.g. 10Mbit:10s,0:2s,10Mbit:10s",
             )
-        levels.append((parse_rate(rate, "--steps"), parse_time(duration, "--steps")))
+        levels.append((parse_rate(rate, allow_zero=True, where="--steps"),
+                       parse_duration(duration, where="--steps")))
     return levels
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    delay = parse_time(args.delay, "--delay") if args.delay else None
-    loss = parse_loss(args.loss) if args.loss else None
+    delay = parse_duration(args.delay, where="--delay") if args.delay else None
+    loss = parse_percent(args.loss, where="--loss") if args.loss else None
     destination = Path(args.output)
     if args.steps:
         trace = steps(_parse_steps(args.steps), delay_s=delay, loss=loss, name=destination.name)
@@ -259,14 +196,14 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                 fix="give --min-bw, --max-bw and --duration (or --steps)",
             )
         params = GenetParams(
-            min_bw_bps=parse_rate(args.min_bw, "--min-bw"),
-            max_bw_bps=parse_rate(args.max_bw, "--max-bw"),
-            duration_s=parse_time(args.duration, "--duration"),
-            change_interval_s=parse_time(args.interval, "--interval"),
+            min_bw_bps=parse_rate(args.min_bw, allow_zero=True, where="--min-bw"),
+            max_bw_bps=parse_rate(args.max_bw, allow_zero=True, where="--max-bw"),
+            duration_s=parse_duration(args.duration, where="--duration"),
+            change_interval_s=parse_duration(args.interval, where="--interval"),
             delay_s=delay or 0.0,
-            queue_packets=parse_packets(args.queue) if args.queue else None,
+            queue_packets=parse_packets(args.queue, where="--queue") if args.queue else None,
             loss=loss or 0.0,
-            delay_noise_s=parse_time(args.delay_noise, "--delay-noise")
+            delay_noise_s=parse_duration(args.delay_noise, where="--delay-noise")
             if args.delay_noise
             else 0.0,
             seed=args.seed,
@@ -332,7 +269,7 @@ def plot_trace(trace: Trace, output: Path, granularity_s: float, title: str | No
 def _cmd_plot(args: argparse.Namespace) -> int:
     trace = _load(args)
     output = Path(args.output) if args.output else Path(Path(trace.name or "trace").name + ".png")
-    plot_trace(trace, output, parse_time(args.granularity, "--granularity"))
+    plot_trace(trace, output, parse_duration(args.granularity, where="--granularity"))
     print(f"wrote {output}")
     return 0
 
@@ -403,8 +340,5 @@ def run(args: argparse.Namespace) -> int:
             where="netlab traces",
             fix="use one of: list, info, convert, generate, plot (see netlab traces -h)",
         )
-    try:
-        code: int = action(args)
-    except TraceError as exc:
-        raise _netlab_error(exc) from None
+    code: int = action(args)  # a TraceError is a LabError: the CLI prints it
     return code

@@ -1,5 +1,5 @@
 """``netlab up FILE``: build a lab; run its flows in the foreground and leave
-it up for inspection (docker compose's habit), or ``-d`` to detach at once."""
+it up for inspection (docker compose's habit), or ``-d`` to run them detached."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import argparse
 from rich.console import Console
 
 from netlab.cli._common import add_up_arguments, backend_arg, parse_subnet
-from netlab.lab import lifecycle
+from netlab.lab.backends import choose_link_backends
 from netlab.lab.plan import plan_lab
 from netlab.lab.shaping import describe_shaping
 from netlab.preflight import (
@@ -18,8 +18,9 @@ from netlab.preflight import (
     raise_on_failures,
     run_preflight,
 )
+from netlab.run.detach import launch
+from netlab.run.session import run_session
 from netlab.scenario import load_scenario
-from netlab.session import run_session
 
 NAME = "up"
 HELP = "Build a lab from a scenario, run its flows and leave it up until 'netlab down'."
@@ -28,7 +29,9 @@ HELP = "Build a lab from a scenario, run its flows and leave it up until 'netlab
 def configure(parser: argparse.ArgumentParser) -> None:
     add_up_arguments(parser)
     parser.add_argument("-d", "--detach", action="store_true",
-                        help="return as soon as the lab is built, without running flows")
+                        help="return once everything has started; flows, trace replays and "
+                             "links keep running until 'netlab down' (results when the flows "
+                             "end, and at down)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print every object the lab would make, make nothing")
 
@@ -38,18 +41,19 @@ def run(args: argparse.Namespace) -> int:
     subnet = parse_subnet(args.subnet)
     if args.dry_run:
         caps = probe_kernel()
-        raise_on_failures(run_preflight(scenario, caps, backend=backend_arg(args.backend)))
+        raise_on_failures(run_preflight(scenario, caps, backend=backend_arg(args.backend),
+                                        subnet=subnet))
         backend = choose_backend(scenario, caps, backend_arg(args.backend))
         plan = plan_lab(scenario, subnet or scenario.subnet or choose_subnet(scenario.name))
+        choice = choose_link_backends(scenario, plan, backend, backend_arg(args.backend), caps)
         print(f"# {scenario.name}: {backend} shaping; nothing below is made (--dry-run)")
-        print("\n".join(plan.describe() + describe_shaping(plan, backend, caps)))
+        for shown in choice.shown():
+            print(f"# link {shown.link} ({shown.direction}): {shown.reason}")
+        print("\n".join(plan.describe() + describe_shaping(plan, choice, caps)))
         return 0
     if args.detach:
-        lab = lifecycle.up(scenario, backend=backend_arg(args.backend), subnet=subnet)
-        lab.shaping.release()
-        Console(stderr=True, quiet=args.quiet).print(
-            f"[green]up[/green] {lab.name} ({len(lab.plan.hosts)} hosts, {lab.backend} shaping); "
-            f"'netlab down {lab.name}' removes it")
+        launch(args.file, backend=backend_arg(args.backend), subnet=subnet, out_base=args.out,
+               console=Console(stderr=True, quiet=args.quiet))
         return 0
     run_session(scenario, backend=backend_arg(args.backend), subnet=subnet,
                 out_base=args.out, quiet=args.quiet, keep_up=True)

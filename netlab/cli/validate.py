@@ -8,13 +8,14 @@ lists every problem, and the command exits 1.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
-from netlab.errors import NetlabError
+from labcore.errors import LabError
+from labcore.units import format_duration, format_percent, format_queue_limit, format_rate
 from netlab.scenario import load_scenario
 from netlab.scenario.model import Direction, Flow, Scenario
-from netlab.units import format_duration, format_percent, format_queue_limit, format_rate
 
 NAME = "validate"
 HELP = "Check scenario files and summarise them; nothing is created."
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     for path in files:
         try:
             scenario = load_scenario(path)
-        except NetlabError as exc:
+        except LabError as exc:
             print(exc.render(), file=sys.stderr)
             failed += 1
             continue
@@ -65,9 +66,12 @@ def describe_direction(direction: Direction) -> str:
 
 def describe_flow(flow: Flow) -> str:
     stop = format_duration(flow.stop_s) if flow.stop_s is not None else "end"
-    options = ", ".join(f"{key} {value}" for key, value in flow.options.items())
+    options = ", ".join(
+        f"{key} {shlex.join(value) if isinstance(value, tuple) else value}"
+        for key, value in flow.options.items())
     when = f"{format_duration(flow.start_s)}–{stop}"
-    text = f"{flow.id}  {flow.kind}  {flow.src}→{flow.dst}  {when}"
+    where = f"{flow.src}→{flow.dst}" if flow.src != flow.dst else f"in {flow.src}"
+    text = f"{flow.id}  {flow.kind}  {where}  {when}"
     return f"{text}  {options}" if options else text
 
 

@@ -9,6 +9,7 @@ socket is opened per namespace for the whole build.
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 from pyroute2 import IPRoute
@@ -40,12 +41,20 @@ class NetlinkPool:
 def create_namespaces(plan: LabPlan, journal: StateJournal) -> None:
     for host in plan.hosts.values():
         journal.record("netns", host.namespace)
-        netns.create(host.namespace)
+        netns.create(host.namespace, identified=partial(_identify_netns, journal, host.namespace))
 
 
-def create_veths(plan: LabPlan, journal: StateJournal, pool: NetlinkPool) -> None:
-    """One veth pair per link, each end created directly in its namespace."""
-    for end_a, end_b in plan.links.values():
+def _identify_netns(journal: StateJournal, name: str, inode: int) -> None:
+    journal.identify("netns", name, None, inode)
+
+
+def create_veths(plan: LabPlan, journal: StateJournal, pool: NetlinkPool,
+                 links: list[str] | None = None) -> None:
+    """One veth pair per link (of ``links``, default all), each end created directly
+    in its namespace."""
+    for name, (end_a, end_b) in plan.links.items():
+        if links is not None and name not in links:
+            continue
         ns_a = plan.hosts[end_a.host].namespace
         ns_b = plan.hosts[end_b.host].namespace
         journal.record("link", end_a.name, ns_a)
@@ -59,6 +68,17 @@ def create_veths(plan: LabPlan, journal: StateJournal, pool: NetlinkPool) -> Non
         finally:
             os.close(fd_a)
             os.close(fd_b)
+
+
+def identify_links(plan: LabPlan, journal: StateJournal, pool: NetlinkPool) -> None:
+    """Journal the index of every link end the lab made (both ends of a veth
+    and each TUN), so teardown can tell them from a same-named interface."""
+    for host in plan.hosts.values():
+        wanted = {iface.name for iface in host.interfaces}
+        for link in pool.get(host.namespace).get_links():
+            name = link.get_attr("IFLA_IFNAME")
+            if name in wanted:
+                journal.identify("link", name, host.namespace, link["index"])
 
 
 def configure_host(host: HostPlan, pool: NetlinkPool) -> None:

@@ -13,14 +13,38 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import stat
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import TypeVar
+from collections.abc import Callable
 
-NETNS_RUN_DIR = Path("/run/netns")
-CLONE_NEWNET = 0x40000000
+# Entering a namespace is the bottom layer's (shared with shaping); re-exported
+# here so the lab's callers keep one import.
+from labcore.netns import (
+    CLONE_NEWNET,
+    NETNS_RUN_DIR,
+    call_inside,
+    enter,
+    inside,
+    path_of,
+    setns_fd,
+)
+
+__all__ = [
+    "CLONE_NEWNET",
+    "NETNS_RUN_DIR",
+    "call_inside",
+    "create",
+    "enter",
+    "exists",
+    "inode_of",
+    "inside",
+    "is_placeholder",
+    "list_names",
+    "path_of",
+    "pids_inside",
+    "remove",
+]
+
 _MS_BIND = 4096
 _MS_REC = 16384
 _MS_SHARED = 1 << 20
@@ -28,7 +52,6 @@ _MNT_DETACH = 2
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _lock = threading.Lock()
-T = TypeVar("T")
 
 
 def _check(result: int, what: str, name: str) -> None:
@@ -48,10 +71,6 @@ def _ensure_run_dir() -> None:
     _check(_libc.mount(b"", path, b"none", _MS_SHARED | _MS_REC, None), "share /run/netns", "-")
 
 
-def path_of(name: str) -> Path:
-    return NETNS_RUN_DIR / name
-
-
 def exists(name: str) -> bool:
     return path_of(name).exists()
 
@@ -63,12 +82,28 @@ def list_names() -> list[str]:
         return []
 
 
+def is_placeholder(name: str) -> bool:
+    """The empty file ``create`` makes before pinning a namespace on it: a
+    build stopped in between leaves it behind, holding no namespace."""
+    try:
+        found = os.stat(path_of(name))
+        return (stat.S_ISREG(found.st_mode) and found.st_size == 0
+                and found.st_dev == os.stat(NETNS_RUN_DIR).st_dev)
+    except FileNotFoundError:
+        return False
+
+
 def inode_of(name: str) -> int:
     return os.stat(path_of(name)).st_ino
 
 
-def create(name: str) -> None:
-    """Create and pin a new, empty network namespace called ``name``."""
+def create(name: str, identified: Callable[[int], None] | None = None) -> int:
+    """Create and pin a new, empty network namespace called ``name``.
+
+    Returns its inode; ``identified(inode)`` is called before the namespace
+    is pinned under its name, so a journal can hold its identity before
+    anything else can see it (a crash before the pin frees it again).
+    """
     with _lock:
         _ensure_run_dir()
         target = path_of(name)
@@ -77,27 +112,37 @@ def create(name: str) -> None:
         try:
             _check(_libc.unshare(CLONE_NEWNET), "unshare", name)
             try:
+                inode = os.stat("/proc/thread-self/ns/net").st_ino
+                if identified is not None:
+                    identified(inode)
                 _check(
                     _libc.mount(b"/proc/thread-self/ns/net", str(target).encode(), b"none",
                                 _MS_BIND, None),
                     "bind mount", name,
                 )
             finally:
-                _check(_libc.setns(home, CLONE_NEWNET), "setns back", name)
-        except OSError:
+                setns_fd(home, f"the builder's own namespace (back from {name})")
+        except BaseException:
             target.unlink(missing_ok=True)
             raise
         finally:
             os.close(home)
+    return inode
 
 
-def remove(name: str) -> bool:
+def remove(name: str, inode: int | None = None) -> bool:
     """Unpin a namespace; the kernel frees it when nothing else holds it.
 
-    Returns False when it did not exist.
+    With ``inode``, only the namespace of that identity is unpinned: another
+    one pinned under the same name is left alone.  Returns False when
+    nothing was removed.
     """
     target = path_of(name)
-    if not target.exists():
+    try:
+        found = os.stat(target).st_ino
+    except FileNotFoundError:
+        return False
+    if inode is not None and found != inode:
         return False
     if _libc.umount2(str(target).encode(), _MNT_DETACH) != 0:
         err = ctypes.get_errno()
@@ -107,44 +152,9 @@ def remove(name: str) -> bool:
     return True
 
 
-def enter(name: str) -> None:
-    """Move the calling thread into ``name`` for good (used before exec)."""
-    fd = os.open(path_of(name), os.O_RDONLY)
-    try:
-        _check(_libc.setns(fd, CLONE_NEWNET), "setns", name)
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def inside(name: str) -> Iterator[None]:
-    """Run a block in namespace ``name`` on this thread, then come home."""
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    try:
-        enter(name)
-        try:
-            yield
-        finally:
-            _check(_libc.setns(home, CLONE_NEWNET), "setns back", name)
-    finally:
-        os.close(home)
-
-
-def call_inside(name: str, func: Callable[[], T]) -> T:
-    """Call ``func`` inside ``name``: sockets it opens stay in ``name``."""
-    with inside(name):
-        return func()
-
-
-def pids_inside(names: list[str]) -> list[int]:
-    """Processes whose network namespace is one of ``names`` (matched by the
-    namespace's inode, never by process name); one pass over /proc."""
-    inodes = set()
-    for name in names:
-        try:
-            inodes.add(inode_of(name))
-        except FileNotFoundError:
-            continue
+def pids_inside(inodes: set[int]) -> list[int]:
+    """Processes whose network namespace is one of ``inodes`` (never matched
+    by process or namespace name); one pass over /proc."""
     if not inodes:
         return []
     found: list[int] = []

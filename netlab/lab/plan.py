@@ -88,8 +88,14 @@ class LabPlan:
         return lines
 
 
+NAMESPACE_SEPARATOR = "."  # never in a lab or host name: no two (lab, host) pairs share one
+
+
 def namespace_name(lab: str, host: str) -> str:
-    return f"{paths.NAMESPACE_PREFIX}{lab}-{host}"
+    """``nl-<lab>.<host>``: lab ``x-a`` host ``b`` and lab ``x`` host ``a-b``
+    get ``nl-x-a.b`` and ``nl-x.a-b``; capability-probe namespaces
+    (``nl-probe-<pid>-<hex>``) never contain the separator."""
+    return f"{paths.NAMESPACE_PREFIX}{lab}{NAMESPACE_SEPARATOR}{host}"
 
 
 def _interface_names(scenario: Scenario) -> dict[tuple[str, str], str]:

@@ -2,7 +2,8 @@
 
 Processes are ended by pid (checked against their recorded start time so a
 reused pid is never hit) and by membership of the lab's own namespaces;
-nothing is ever matched by name pattern.
+namespaces and interfaces are removed only while their kernel identity
+(inode, index) is the one journaled; nothing is ever matched by name alone.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psutil
@@ -28,6 +32,7 @@ PROCESS_GRACE_S = 2.0
 class TeardownReport:
     removed: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    gone: str | None = None  # why nothing was done: the instance was already taken down
 
 
 def _matches_start(pid: int, start: float | None) -> bool:
@@ -71,9 +76,14 @@ def _delete_link(obj: Recorded, own_namespaces: set[str], report: TeardownReport
 
     A link inside one of the lab's own namespaces goes with it (the kernel
     frees a namespace's devices when the namespace goes), so only links in
-    other namespaces (the machine's own, for example) are deleted one by one.
+    other namespaces (the machine's own, for example) are deleted one by one,
+    and only while their index is the one journaled.
     """
     if obj.netns in own_namespaces or (obj.netns is not None and not netns.exists(obj.netns)):
+        return
+    if obj.ident is None:
+        report.problems.append(f"link {obj.name}: left in place, its identity was never "
+                               "journaled (the lab stopped while making it)")
         return
     try:
         ipr = netns.call_inside(obj.netns, IPRoute) if obj.netns else IPRoute()
@@ -82,7 +92,7 @@ def _delete_link(obj: Recorded, own_namespaces: set[str], report: TeardownReport
         return
     try:
         found = ipr.link_lookup(ifname=obj.name)
-        if found:
+        if found and found[0] == obj.ident:
             ipr.link("del", index=found[0])
             report.removed.append(f"link {obj.name}")
     except NetlinkError as exc:
@@ -92,20 +102,84 @@ def _delete_link(obj: Recorded, own_namespaces: set[str], report: TeardownReport
         ipr.close()
 
 
+def own_namespace_inodes(state: LabState) -> set[int]:
+    """Inodes of the lab's namespaces that are still pinned as journaled."""
+    inodes = set()
+    for obj in state.objects:
+        if obj.kind == "netns" and obj.ident is not None:
+            try:
+                if netns.inode_of(obj.name) == obj.ident:
+                    inodes.add(obj.ident)
+            except FileNotFoundError:
+                continue
+    return inodes
+
+
+def _remove_namespace(obj: Recorded, report: TeardownReport) -> None:
+    """Unpin a namespace only while it is the one journaled; one without a
+    journaled identity was never pinned (the inode is journaled before)."""
+    if netns.is_placeholder(obj.name):  # stopped between reserving the name and pinning
+        netns.path_of(obj.name).unlink(missing_ok=True)
+        report.removed.append(f"netns placeholder {obj.name}")
+        return
+    if obj.ident is None:
+        if netns.exists(obj.name):
+            report.problems.append(f"netns {obj.name}: left in place, it is not the one this "
+                                   "lab made (no identity journaled)")
+        return
+    if netns.remove(obj.name, obj.ident):
+        report.removed.append(f"netns {obj.name}")
+    elif netns.exists(obj.name):
+        report.problems.append(f"netns {obj.name}: left in place, it is not the one this lab "
+                               f"made (inode {netns.inode_of(obj.name)}, journaled {obj.ident})")
+
+
+TEARDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, then deliver them.
+
+    A second Ctrl-C during teardown would otherwise stop it half way.  The
+    handlers are swapped rather than the thread's signal mask, because a
+    signal the kernel hands to another thread still runs its Python handler
+    in the main thread.  Off the main thread this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: held.append(signum))
+                for sig in TEARDOWN_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for signum in dict.fromkeys(held):
+            signal.raise_signal(signum)
+
+
 def teardown(state: LabState) -> TeardownReport:
-    """Undo a lab; safe to call twice and on a half-built lab."""
+    """Undo a lab; safe to call twice and on a half-built lab; never
+    interrupted half way by a signal (see ``signals_deferred``)."""
+    with signals_deferred():
+        return _teardown(state)
+
+
+def _teardown(state: LabState) -> TeardownReport:
     report = TeardownReport()
     own_namespaces = [o.name for o in state.objects if o.kind == "netns"]
     recorded = [o for o in state.objects if o.kind == "process" and _matches_start(
         int(o.name), o.pid_start)]
-    inside = netns.pids_inside(own_namespaces)
+    inside = netns.pids_inside(own_namespace_inodes(state))
     _stop_processes(sorted({int(o.name) for o in recorded} | set(inside)), report)
     for obj in reversed(state.objects):
         if obj.kind == "link":
             _delete_link(obj, set(own_namespaces), report)
         elif obj.kind == "netns":
-            if netns.remove(obj.name):
-                report.removed.append(f"netns {obj.name}")
+            _remove_namespace(obj, report)
         elif obj.kind in ("file", "dir"):
             path = obj.name
             if os.path.isdir(path):

@@ -9,7 +9,7 @@ with ``bayesian-optimization`` (a Gaussian-process optimiser, maintained on
 PyPI) over :data:`~netlab.learning.scenario_set.DIMENSIONS`; the gap is the
 OpenNetLab network score, measured either in emulation (real labs, policy
 vs GCC, :class:`EmulatedGap`) or in the fast simulator (:class:`SimGap`,
-against a baseline checkpoint or fixed rate: the simulator has no GCC).
+against GCC, a baseline checkpoint or a fixed rate).
 :class:`TrainingMix` keeps the distribution: each added configuration takes
 ``weight`` (0.3) of the probability mass, the rest keeps its proportions.
 """
@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from netlab.errors import NetlabError
-from netlab.learning.labs import EpisodeSpec, LabPool
-from netlab.learning.scenario_set import EnvConfig, ParamSpace
+from netlab.learning.exclusions import Counts
+from netlab.learning.labs import EpisodePool, EpisodeSpec, LabPool
+from netlab.learning.scenario_set import EnvConfig, ParamSpace, env_trace
 
 GapFunction = Callable[[EnvConfig], float]
 DEFAULT_WEIGHT = 0.3
+POLICY = "policy"  # the controller being tuned, in exclusion counts
 
 
 @dataclass
@@ -118,7 +120,9 @@ def search(gap: GapFunction, space: ParamSpace, *, init_points: int = 3, iterati
 @dataclass
 class EmulatedGap:
     """Gap-to-baseline in real labs: mean over ``k`` trace seeds of the configuration
-    of (GCC's score − the policy's score), both alone on the same trace."""
+    of (GCC's score − the policy's score), both alone on the same trace. A pair
+    counts only when both episodes are kept (see :mod:`netlab.learning.exclusions`);
+    ``counts`` holds what became of each controller's episodes."""
 
     checkpoint: Path
     out_dir: Path
@@ -129,6 +133,9 @@ class EmulatedGap:
     backend: str | None = None
     lab_prefix: str = "ftc"
     calls: int = 0
+    require_faithful: bool = True
+    pool: EpisodePool | None = None  # None: ``parallel`` local labs
+    counts: dict[str, Counts] = field(default_factory=dict)
 
     def __call__(self, env: EnvConfig) -> float:
         self.calls += 1
@@ -141,13 +148,17 @@ class EmulatedGap:
                                      backend=self.backend))
             specs.append(EpisodeSpec(variant, str(base / self.baseline),
                                      estimator=self.baseline, backend=self.backend))
-        results = LabPool(self.parallel, lab_prefix=self.lab_prefix).run(specs)
+        pool = self.pool or LabPool(self.parallel, lab_prefix=self.lab_prefix)
+        results = pool.run(specs)
         gaps = []
         for policy, baseline in zip(results[0::2], results[1::2], strict=True):
-            if policy.score is not None and baseline.score is not None:
+            kept = [self.counts.setdefault(name, Counts()).count(r, self.require_faithful)
+                    for name, r in ((POLICY, policy), (self.baseline, baseline))]
+            if all(kept) and policy.score is not None and baseline.score is not None:
                 gaps.append(baseline.score - policy.score)
         if not gaps:
-            errors = "; ".join((r.error or "no score")[:120] for r in results)
+            errors = "; ".join((r.error or ("no score" if r.score is None else
+                                           "not faithful"))[:120] for r in results)
             raise NetlabError(f"no gap measured for {env.label}: {errors}",
                               where=str(self.out_dir), fix="see the episodes' episode.out")
         return statistics.fmean(gaps)
@@ -156,33 +167,36 @@ class EmulatedGap:
 @dataclass
 class SimGap:
     """Gap-to-baseline in the fast simulator (``netlab.learning.sim``): the
-    baseline is a policy checkpoint or a fixed estimate in bit/s."""
+    baseline is ``gcc`` (the lab's sender-side GCC, run by the simulator), a
+    policy checkpoint or a fixed estimate in bit/s."""
 
     checkpoint: Path
-    baseline: Path | float
+    baseline: Path | float | str
     k: int = 3
     step_s: float | None = None  # None: the lab's 200 ms poll
 
     def __call__(self, env: EnvConfig) -> float:
         from netlab.agent.checkpoints import load_policy
+        from netlab.agent.policies.base import Policy
         from netlab.learning.sim import LAB_POLL_S, SimConfig, run_episode
+        from netlab.scenario.model import Estimator
         from shaping.spec import LinkShape, QueueLimit
-        from shaping.traces import GenetParams, generate
 
         policy = load_policy(self.checkpoint)
-        baseline = self.baseline if isinstance(self.baseline, float) else load_policy(
-            self.baseline)
+        baseline: Policy | float | Estimator
+        if isinstance(self.baseline, float):
+            baseline = self.baseline
+        elif self.baseline == "gcc":
+            baseline = Estimator("gcc")
+        else:
+            baseline = load_policy(Path(self.baseline))
         link = LinkShape(delay_s=env.delay_ms / 1e3, loss=env.loss_pct / 100,
                          queue=QueueLimit(packets=max(1, round(env.queue_pkt))))
         config = SimConfig(step_s=self.step_s or LAB_POLL_S, duration_s=env.duration_s,
                            link=link)
         gaps = []
         for j in range(self.k):
-            max_bps = env.max_bw_mbps * 1e6
-            trace = generate(GenetParams(min_bw_bps=max_bps / max(1.0, env.bw_ratio),
-                                         max_bw_bps=max_bps, duration_s=env.duration_s,
-                                         change_interval_s=env.change_interval_s,
-                                         seed=env.seed * 100 + j), name=env.label)
+            trace = env_trace(env.with_seed(env.seed * 100 + j))
             ours = run_episode(policy, trace, config, seed=j).scores.get("network")
             theirs = run_episode(baseline, trace, config, seed=j).scores.get("network")
             if ours is not None and theirs is not None:

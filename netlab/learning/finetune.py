@@ -34,16 +34,17 @@ import random
 import shutil
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from endpoints.agent_rtc import REWARDS
+from endpoints.agent_rtc import NEEDS_CAPACITY, REWARDS, STEP_MS
+from labcore.jsonfile import write_json_atomic
+from labcore.units import parse_duration
 from netlab.errors import NetlabError
 from netlab.learning.curriculum import EmulatedGap, SimGap, TrainingMix, search
+from netlab.learning.exclusions import Counts
 from netlab.learning.labs import (
     EpisodePool,
     EpisodeResult,
@@ -52,14 +53,15 @@ from netlab.learning.labs import (
     fidelity_passes,
     measure_parallel,
 )
-from netlab.learning.scenario_set import EnvConfig, ParamSpace, load_set
-from netlab.units import parse_duration
+from netlab.learning.scenario_set import EnvConfig, ParamSpace, env_trace, load_set, offered_before
+from netlab.scenario.loader import load_yaml_file
 
 STATE_FILE = "state.json"
 PROGRESS_FILE = "progress.csv"
 MAX_FAILED_ROUNDS = 3
 CURVES_FILE = "curves.png"
-PROGRESS_COLUMNS = ("round", "episodes", "faithful", "steps", "mean_score", "mean_reward",
+PROGRESS_COLUMNS = ("round", "episodes", "faithful", "unfaithful", "failed", "left_out", "steps",
+                    "mean_score", "mean_reward",
                     "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac",
                     "explained_variance", "std", "late_fraction", "mean_rho", "agent_misses",
                     "parallel", "wall_s", "curriculum_added")
@@ -74,7 +76,7 @@ class CurriculumConfig:
     iterations: int = 3
     weight: float = 0.3
     space: dict[str, Any] = field(default_factory=dict)
-    sim_baseline: str | float = 1e6  # sim only: a checkpoint path or a fixed bit/s
+    sim_baseline: str | float = "gcc"  # sim only: gcc, a checkpoint path or a fixed bit/s
 
 
 @dataclass
@@ -120,11 +122,8 @@ def _seconds(value: Any, where: str) -> float:
 
 def load_config(path: Path, overrides: Mapping[str, Any] | None = None) -> FinetuneConfig:
     """Read a finetune YAML; relative paths are relative to the file."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise NetlabError(f"cannot read the finetune config: {exc}", where=str(path),
-                          fix="give a readable YAML file (see configs/finetune-*.yaml)") from exc
+    data = load_yaml_file(path, "finetune config",
+                          "give a readable YAML file (see configs/finetune-*.yaml)")
     if not isinstance(data, dict):
         raise NetlabError("finetune config must be a mapping", where=str(path),
                           fix="see configs/finetune-tiny.yaml")
@@ -168,6 +167,11 @@ def load_config(path: Path, overrides: Mapping[str, Any] | None = None) -> Finet
     if reward not in REWARDS:
         raise NetlabError(f"reward {reward!r} is not a known reward", where=f"{path}: reward",
                           fix=f"use one of {', '.join(sorted(REWARDS))}")
+    if reward in NEEDS_CAPACITY and push is not None:
+        raise NetlabError(f"reward {reward!r} with push_every: a mid-episode update does not "
+                          "know the running episodes' trace clocks", where=f"{path}: push_every",
+                          fix="leave push_every out (updates between rounds), or use reward "
+                              "onl or qoe")
     return FinetuneConfig(
         source=path, start=start, out=resolve(data.get("out", f"runs/{path.stem}"), "out"),
         name=str(data.get("name", path.stem)), seed=int(data.get("seed", 0)),
@@ -230,9 +234,7 @@ class Finetuner:
         state = {"round": self.round, "checkpoint": str(checkpoint), "parallel": self.parallel,
                  "mix": self.mix.to_json(), "config": str(self.config.source),
                  "saved": time.time()}
-        tmp = self.out / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(state, indent=1))
-        tmp.replace(self.out / STATE_FILE)
+        write_json_atomic(self.out / STATE_FILE, state, indent=1)
 
     def _metadata(self, metrics: dict[str, Any]) -> dict[str, Any]:
         assert self.mix is not None
@@ -316,18 +318,17 @@ class Finetuner:
             pool = (self.make_pool(self.parallel, prefix) if self.make_pool is not None
                     else LabPool(self.parallel, lab_prefix=prefix))
             results = pool.run(specs, tick)
-            usable = [r for r in results if r.error is None and r.transitions is not None
-                      and len(r.transitions) > 2 and (r.faithful or not cfg.require_faithful)]
+            counts = Counts()
+            usable = [r for r in results if counts.count(
+                r, cfg.require_faithful,
+                enough=r.transitions is not None and len(r.transitions) > 2)]
             for r in results:
                 if r.error is not None:
                     self.log(f"[yellow]episode failed[/yellow]: {r.error[:300]}")
             used_parallel = self.parallel
-            unfaithful = sum(r.error is None and not r.faithful for r in results)
-            if unfaithful and self.parallel > 1:
-                # Fidelity failed under this load: fewer labs at a time from now on.
-                self.parallel -= 1
-                self.log(f"[yellow]{unfaithful} episode(s) not faithful[/yellow]: K lowered "
-                         f"to {self.parallel}")
+            self.parallel, note = next_parallel(self.parallel, results)
+            if note:
+                self.log(note)
             if not usable:
                 failed_rounds += 1
                 if failed_rounds >= MAX_FAILED_ROUNDS:
@@ -340,7 +341,8 @@ class Finetuner:
             failed_rounds = 0
             parts = [rollout_from_transitions(r.transitions, learner.to_action,
                                               deadline_ns=int(cfg.deadline_s * 1e9),
-                                              reward=REWARDS[cfg.reward])
+                                              reward=REWARDS[cfg.reward],
+                                              capacity=self._offered(r))
                      for r in usable if r.transitions is not None]
             stats = learner.update(Rollout.concat(parts))
             self.round += 1
@@ -348,6 +350,8 @@ class Finetuner:
             row: dict[str, Any] = {
                 "round": self.round, "episodes": len(results),
                 "faithful": sum(bool(r.faithful) for r in results),
+                "unfaithful": counts.unfaithful, "failed": counts.failed,
+                "left_out": counts.left_out(cfg.require_faithful),
                 "mean_score": statistics.fmean(scores) if scores else math.nan,
                 "agent_misses": sum(int((r.agent or {}).get("misses") or 0) for r in results),
                 "parallel": used_parallel, "curriculum_added": "", **stats}
@@ -364,8 +368,22 @@ class Finetuner:
             self._save_state(checkpoint)
             self.log(f"round {self.round}/{cfg.rounds}: score {row['mean_score']:.2f}, reward "
                      f"{stats['mean_reward']:.3f}, KL {stats['approx_kl']:.4f}, "
-                     f"faithful {row['faithful']}/{len(results)}, {row['wall_s']} s")
+                     f"faithful {row['faithful']}/{len(results)} (left out: "
+                     f"{row['left_out']}), {row['wall_s']} s")
         return checkpoint
+
+    def _offered(self, result: EpisodeResult) -> Callable[[int], float] | None:
+        """What the episode's link offered before each observation, for a capacity
+        reward: its environment's trace on its run's clock."""
+        if self.config.reward not in NEEDS_CAPACITY:
+            return None
+        assert isinstance(result.spec.env, EnvConfig)  # fine-tuning runs environments
+        if result.trace_epoch_ns is None:
+            raise NetlabError(f"episode {result.spec.directory} has no trace clock",
+                              where="results.json: clock",
+                              fix="rerun the round (its labs are from an older netlab)")
+        return offered_before(env_trace(result.spec.env), result.trace_epoch_ns,
+                              STEP_MS / 1e3)
 
     def _pusher(self, learner: Any, pushed: list[dict[str, float]],
                 directory: Path) -> Callable[[LabPool], None]:
@@ -412,18 +430,25 @@ class Finetuner:
                                        f"{self.config.source}: curriculum.space")
         gap: Callable[[EnvConfig], float]
         if cur.mode == "sim":
-            baseline: Path | float = (float(cur.sim_baseline)
-                                      if isinstance(cur.sim_baseline, int | float)
-                                      else Path(str(cur.sim_baseline)))
+            baseline: Path | float | str = (
+                float(cur.sim_baseline) if isinstance(cur.sim_baseline, int | float)
+                else "gcc" if cur.sim_baseline == "gcc" else Path(str(cur.sim_baseline)))
             gap = SimGap(current, baseline, k=cur.k)
         else:
             gap = EmulatedGap(current, self.out / "curriculum" / f"round-{self.round:04d}",
                               k=cur.k, parallel=self.parallel, deadline_s=self.config.deadline_s,
-                              backend=self.config.backend, lab_prefix=_lab_prefix()[:5] + "c")
+                              backend=self.config.backend, lab_prefix=_lab_prefix()[:5] + "c",
+                              require_faithful=self.config.require_faithful,
+                              pool=(self.make_pool(self.parallel, _lab_prefix()[:5] + "c")
+                                    if self.make_pool is not None else None))
         result = search(gap, space, init_points=cur.init_points, iterations=cur.iterations,
                         seed=self.config.seed * 1000 + self.round)
+        record = result.to_json()
+        if isinstance(gap, EmulatedGap):  # its episodes, per controller: see exclusions
+            record["episodes"] = {name: c.as_dict(gap.require_faithful)
+                                  for name, c in gap.counts.items()}
         (self.out / "curriculum" / f"search-{self.round:04d}.json").write_text(
-            json.dumps(result.to_json(), indent=1))
+            json.dumps(record, indent=1))
         self.mix.add(result.best, cur.weight)
         self.log(f"curriculum: added {result.best.label} (gap {result.best_gap:.2f}) with "
                  f"weight {cur.weight}")
@@ -456,6 +481,25 @@ def _read_progress(path: Path) -> list[dict[str, Any]]:
                         row[key] = value
             rows.append(row)
     return rows
+
+
+def next_parallel(parallel: int, results: Sequence[EpisodeResult]) -> tuple[int, str]:
+    """K for the next round, and why it changed (or was kept despite unfaithful runs).
+
+    K drops only when an unfaithful run's own report blamed the machine (its
+    CPUs busy, steal, throttling): a link that missed a trace it cannot follow
+    says nothing about how many labs the machine holds."""
+    unfaithful = [r for r in results if r.error is None and not r.faithful]
+    loaded = [r for r in unfaithful if r.machine_causes]
+    if loaded and parallel > 1:
+        return parallel - 1, (f"[yellow]{len(loaded)} episode(s) not faithful, the machine "
+                              f"blamed[/yellow] ({loaded[0].machine_causes[0]}): K lowered "
+                              f"to {parallel - 1}")
+    if unfaithful:
+        return parallel, (f"[yellow]{len(unfaithful)} episode(s) not faithful[/yellow], "
+                          f"{'the machine blamed' if loaded else 'the machine not blamed'}: "
+                          f"K stays {parallel}")
+    return parallel, ""
 
 
 def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:

@@ -4,7 +4,7 @@ One episode is one run of one environment (:mod:`netlab.learning.scenario_set`):
 build the lab, start the receiver's agent (sampling actions when
 ``explore``), run the RTC flow for the environment's duration, *drain the
 agent's transitions before it stops*, compute results (score, fidelity)
-and tear the lab down. It is :func:`netlab.session.run_session` with those
+and tear the lab down. It is :func:`netlab.run.session.run_session` with those
 hooks and without the live view.
 
 Each episode runs in its own process (``python -m netlab.learning.labs
@@ -34,10 +34,13 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from labcore.jsonfile import write_json_atomic
 from netlab.agent.client import ControlClient
 from netlab.agent.transitions import from_npy, to_npy
 from netlab.errors import NetlabError
-from netlab.learning.scenario_set import EnvConfig, scenario_for
+from netlab.lab.privileges import child_env, python_argv
+from netlab.learning.scenario_file import ScenarioFile, with_controller
+from netlab.learning.scenario_set import CALL_FLOW, EnvConfig, scenario_for
 
 EPISODE_FILE = "episode.json"
 SPEC_FILE = "spec.json"
@@ -46,11 +49,21 @@ CONTROL_FILE = "control.json"
 PR_SET_PDEATHSIG = 1
 
 
+#: An episode's environment: a Genet-style configuration, or a user's scenario file.
+Environment = EnvConfig | ScenarioFile
+
+
+def environment_from_dict(data: dict[str, Any]) -> Environment:
+    if "scenario_file" in data:
+        return ScenarioFile.from_dict(data)
+    return EnvConfig.from_dict(data)
+
+
 @dataclass
 class EpisodeSpec:
     """What one episode runs; JSON round-trips for the child process."""
 
-    env: EnvConfig
+    env: Environment
     directory: str
     lab: str = "ftlab"  # LabPool(lab_prefix=...) replaces it with a free slot's name
     estimator: str = "policy"  # or a baseline: gcc
@@ -69,7 +82,7 @@ class EpisodeSpec:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EpisodeSpec:
         values = dict(data)
-        values["env"] = EnvConfig.from_dict(values["env"])
+        values["env"] = environment_from_dict(values["env"])
         return cls(**values)
 
 
@@ -78,50 +91,90 @@ class EpisodeResult:
     """What the learner and the evaluator read back from one episode."""
 
     spec: EpisodeSpec
-    score: float | None = None  # OpenNetLab network score of the flow (0–70)
+    score: float | None = None  # OpenNetLab network score of the controlled flows (0–70)
     faithful: bool | None = None
     run_dir: str | None = None
     agent: dict[str, Any] | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
     error: str | None = None
+    #: The run's time zero (its traces', CLOCK_MONOTONIC ns of the machine it ran on).
+    trace_epoch_ns: int | None = None
+    node: str | None = None  # the Ray node that ran it (None: this machine)
     transitions: npt.NDArray[Any] | None = None  # not in episode.json (.npy beside it)
+    #: What the run's fidelity report blamed on the machine itself (empty: nothing).
+    machine_causes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"spec": self.spec.to_json(), "score": self.score, "faithful": self.faithful,
                 "run_dir": self.run_dir, "agent": self.agent, "metrics": self.metrics,
-                "wall_s": self.wall_s, "error": self.error}
+                "wall_s": self.wall_s, "error": self.error,
+                "trace_epoch_ns": self.trace_epoch_ns, "node": self.node,
+                "machine_causes": self.machine_causes}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EpisodeResult:
+        epoch = data.get("trace_epoch_ns")
         return cls(EpisodeSpec.from_json(data["spec"]), data.get("score"),
                    data.get("faithful"), data.get("run_dir"), data.get("agent"),
-                   data.get("metrics") or {}, float(data.get("wall_s", 0.0)), data.get("error"))
+                   data.get("metrics") or {}, float(data.get("wall_s", 0.0)), data.get("error"),
+                   None if epoch is None else int(epoch), data.get("node"),
+                   machine_causes=list(data.get("machine_causes") or []))
 
 
-def _flow_summary(results: dict[str, Any]) -> tuple[float | None, dict[str, Any]]:
-    for flow in results.get("flows", []):
-        if flow.get("kind") == "rtc":
-            metrics = flow.get("metrics", {})
-            score = flow.get("scores", {}).get("network")
-            keep = {k: metrics.get(k) for k in ("recv_rate_bps", "delay_p50_ms", "delay_p95_ms",
-                                                "loss")}
-            return (float(score) if score is not None else None), keep
-    return None, {}
+#: An episode's metric vector, over the flows its controller drove: the mean
+#: over those flows, except ``freezes`` and ``recv_rate_bps`` (their sums).
+#: ``score`` is OpenNetLab's network score, ``capacity_score`` the
+#: capacity-normalised one (endpoints.metrics.objectives).
+EPISODE_METRICS = ("score", "capacity_score", "utilization", "recv_rate_bps", "delay_p50_ms",
+                   "delay_p95_ms", "frame_delay_p95_ms", "freezes", "loss")
+SUMMED_METRICS = ("freezes", "recv_rate_bps")
+
+
+def _flow_vector(flow: dict[str, Any]) -> dict[str, float | None]:
+    metrics, scores = flow.get("metrics") or {}, flow.get("scores") or {}
+    vector = {k: metrics.get(k) for k in EPISODE_METRICS}
+    vector["score"], vector["capacity_score"] = scores.get("network"), scores.get("capacity")
+    return vector
+
+
+def episode_metrics(results: dict[str, Any], flow_ids: Sequence[str]
+                    ) -> tuple[float | None, dict[str, Any]]:
+    """(network score, metric vector) of the flows ``flow_ids`` (see EPISODE_METRICS)."""
+    vectors = [_flow_vector(f) for f in results.get("flows", [])
+               if f.get("kind") == "rtc" and f.get("id") in flow_ids]
+    if not vectors:
+        return None, {}
+    out: dict[str, Any] = {}
+    for key in EPISODE_METRICS:
+        values = [float(x) for v in vectors if isinstance(x := v[key], int | float)]
+        if len(values) < len(vectors):
+            out[key] = None  # a flow without it: no honest aggregate
+        else:
+            out[key] = sum(values) if key in SUMMED_METRICS else sum(values) / len(values)
+    score = out["score"]
+    return (float(score) if score is not None else None), out
 
 
 def run_episode(spec: EpisodeSpec) -> EpisodeResult:
     """Run one episode in this process (the lab is down when this returns)."""
     from netlab.lab import lifecycle
-    from netlab.plots import plot_run
-    from netlab.results import new_run_dir
-    from netlab.session import start_run
+    from netlab.run.plots import plot_run
+    from netlab.run.results import new_run_dir
+    from netlab.run.start import start_run
 
     t0 = time.monotonic()
     directory = Path(spec.directory)
-    scenario = scenario_for(spec.env, directory, lab=spec.lab, estimator=spec.estimator,
-                            checkpoint=Path(spec.checkpoint) if spec.checkpoint else None,
-                            deadline_s=spec.deadline_s, fallback=spec.fallback)
+    if isinstance(spec.env, ScenarioFile):
+        scenario, controlled = with_controller(spec.env, lab=spec.lab, estimator=spec.estimator,
+                                               checkpoint=spec.checkpoint,
+                                               deadline_s=spec.deadline_s,
+                                               fallback=spec.fallback)
+    else:
+        scenario = scenario_for(spec.env, directory, lab=spec.lab, estimator=spec.estimator,
+                                checkpoint=Path(spec.checkpoint) if spec.checkpoint else None,
+                                deadline_s=spec.deadline_s, fallback=spec.fallback)
+        controlled = [CALL_FLOW]
     lab = lifecycle.up(scenario, backend=spec.backend)
     drained: list[npt.NDArray[Any]] = []
     try:
@@ -132,6 +185,7 @@ def run_episode(spec: EpisodeSpec) -> EpisodeResult:
         (directory / CONTROL_FILE).write_text(json.dumps(controls))
         try:
             run.runner.start_receivers()
+            run.begin()
             run.runner.run(scenario.duration_s)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -148,15 +202,19 @@ def run_episode(spec: EpisodeSpec) -> EpisodeResult:
             plot_run(run_dir)
     finally:
         lab.down()
-    score, metrics = _flow_summary(results)
+    score, metrics = episode_metrics(results, controlled)
     agent_summary = None
     if agent_results:
         first = agent_results[0]
         agent_summary = {k: first.get(k)
                          for k in ("decisions", "misses", "fallback_s", "latency_us")}
     rows = np.concatenate(drained) if drained else None
+    epoch = (results.get("clock") or {}).get("start_monotonic_ns")
+    causes = [str(c) for c in (fidelity.get("machine") or {}).get("causes") or []]
     return EpisodeResult(spec, score, bool(fidelity.get("faithful")), str(run_dir), agent_summary,
-                         metrics, time.monotonic() - t0, None, rows)
+                         metrics, time.monotonic() - t0, None,
+                         None if epoch is None else int(epoch), None, rows,
+                         machine_causes=causes)
 
 
 # ---- child process -----------------------------------------------------------------
@@ -170,7 +228,7 @@ def _die_with_parent() -> None:
 
 def child_main(spec_path: Path) -> int:
     """``python -m netlab.learning.labs SPEC.json``: run, write episode.json (+ .npy)."""
-    from netlab.session import install_sigterm_handler
+    from netlab.run.session import install_sigterm_handler
 
     install_sigterm_handler()
     spec = EpisodeSpec.from_json(json.loads(spec_path.read_text()))
@@ -182,9 +240,7 @@ def child_main(spec_path: Path) -> int:
         result = EpisodeResult(spec, error=text)
     if result.transitions is not None:
         (directory / TRANSITIONS_FILE).write_bytes(to_npy(result.transitions))
-    tmp = directory / (EPISODE_FILE + ".tmp")
-    tmp.write_text(json.dumps(result.to_json(), indent=1))
-    tmp.replace(directory / EPISODE_FILE)
+    write_json_atomic(directory / EPISODE_FILE, result.to_json(), indent=1)
     return 0 if result.error is None else 1
 
 
@@ -207,6 +263,7 @@ class _Running:
     spec: EpisodeSpec
     proc: subprocess.Popen[bytes]
     early: list[npt.NDArray[Any]] = field(default_factory=list)
+    index: int = 0  # its place in the specs LabPool.run was given
 
 
 Tick = Callable[["LabPool"], None]
@@ -287,7 +344,8 @@ class LabPool:
         lab = self._free_lab()
         if lab is not None:
             spec = replace(spec, lab=lab)
-        directory = Path(spec.directory)
+        directory = Path(spec.directory).resolve()  # the child runs in it: no relative path
+        spec = replace(spec, directory=str(directory))
         directory.mkdir(parents=True, exist_ok=True)
         for stale in (EPISODE_FILE, TRANSITIONS_FILE, CONTROL_FILE):
             with contextlib.suppress(FileNotFoundError):
@@ -295,28 +353,32 @@ class LabPool:
         spec_path = directory / SPEC_FILE
         spec_path.write_text(json.dumps(spec.to_json(), indent=1))
         with open(directory / "episode.out", "ab") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "netlab.learning.labs",
-                                     str(spec_path)], stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=out, preexec_fn=_die_with_parent, close_fds=True)
+            proc = subprocess.Popen([*python_argv("netlab.learning.labs"), str(spec_path)],
+                                    cwd=directory, env=child_env(), stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=out, preexec_fn=_die_with_parent,
+                                    close_fds=True)
         return _Running(spec, proc)
 
     def run(self, specs: Sequence[EpisodeSpec], tick: Tick | None = None) -> list[EpisodeResult]:
         """Every spec's result, in order; ``tick(pool)`` is called every poll."""
-        pending = list(specs)
-        results: dict[str, EpisodeResult] = {}
+        pending = list(enumerate(specs))
+        results: dict[int, EpisodeResult] = {}
         try:
             while pending or self._running:
                 while pending and len(self._running) < self.parallel:
-                    self._running.append(self._start(pending.pop(0)))
+                    index, spec = pending.pop(0)
+                    started = self._start(spec)
+                    started.index = index
+                    self._running.append(started)
                 time.sleep(self.poll_s)
                 if tick is not None:
                     tick(self)
                 for run in [r for r in self._running if r.proc.poll() is not None]:
                     self._running.remove(run)
-                    results[run.spec.directory] = self._collect(run)
+                    results[run.index] = self._collect(run)
         finally:
             self.stop()
-        return [results[s.directory] for s in specs]
+        return [results[i] for i in range(len(specs))]
 
     def _collect(self, run: _Running) -> EpisodeResult:
         directory = Path(run.spec.directory)

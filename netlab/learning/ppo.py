@@ -326,7 +326,7 @@ class PPOLearner:
                 "seed": self.config.seed, "updates": self.updates,
                 "steps": self.steps_seen, "versions": versions(),
                 **{k: v for k, v in dict(self.spec.get("metadata") or {}).items()
-                   if k in ("origin", "step_ms")},
+                   if k in ("origin", "step_ms", "window_ms")},
                 **(metadata or {})}
         return make_checkpoint(
             self.model, contract=str(self.spec.get("contract", "generic")),

@@ -30,7 +30,7 @@ from netlab.learning.ppo import PPOConfig, PPOLearner
 from netlab.learning.rollout import Rollout
 from netlab.learning.sim.core import LAB_POLL_S, SimConfig
 from netlab.learning.sim.env import SimEnv
-from netlab.learning.sim.episode import EpisodeResult, run_episode
+from netlab.learning.sim.episode import Controller, EpisodeResult, run_episode
 from shaping.spec import LinkShape
 from shaping.traces import Trace, load_trace
 from shaping.traces.corpus import list_traces
@@ -69,7 +69,7 @@ class PretrainResult:
     steps: int
     sim_s: float
     wall_s: float
-    evaluation: dict[str, dict[str, float]]
+    evaluation: dict[str, dict[str, float | None]]
 
 
 def select_traces(patterns: Sequence[str]) -> list[Trace]:
@@ -125,15 +125,17 @@ def collect(learner: PPOLearner, env: SimEnv, traces: Sequence[Trace], steps: in
     return rollout, episode_rewards, sim_s
 
 
-def evaluate(controllers: dict[str, Policy | float], traces: Sequence[Trace],
-             config: SimConfig, seed: int) -> dict[str, dict[str, float]]:
-    """Mean reward, OpenNetLab score, rate, p95 delay and loss per controller over ``traces``."""
-    out: dict[str, dict[str, float]] = {}
+def evaluate(controllers: dict[str, Controller], traces: Sequence[Trace],
+             config: SimConfig, seed: int) -> dict[str, dict[str, float | None]]:
+    """Mean reward (policies: the reward at their polls), OpenNetLab score, rate, p95
+    delay and loss per controller over ``traces``."""
+    out: dict[str, dict[str, float | None]] = {}
     for name, controller in controllers.items():
         results: list[EpisodeResult] = [run_episode(controller, trace, config, seed)
                                         for trace in traces]
         out[name] = {
-            "mean_reward": float(np.mean([r.mean_reward for r in results])),
+            "mean_reward": (float(np.mean([r.mean_reward for r in results]))
+                            if isinstance(controller, Policy) else None),
             "network_score": float(np.mean([r.scores.get("network") or 0.0 for r in results])),
             "recv_rate_bps": float(np.mean([r.metrics.get("recv_rate_bps") or 0.0
                                             for r in results])),
@@ -145,7 +147,7 @@ def evaluate(controllers: dict[str, Policy | float], traces: Sequence[Trace],
 
 
 def pretrain(config: PretrainConfig, out: Path, *,
-             baselines: dict[str, Policy | float] | None = None,
+             baselines: dict[str, Controller] | None = None,
              report: Callable[[dict[str, float]], None] | None = None,
              link: LinkShape | None = None) -> PretrainResult:
     """Train for ``config.minutes`` of wall-clock time and write ``out`` (+ ``.csv``);
@@ -183,11 +185,12 @@ def pretrain(config: PretrainConfig, out: Path, *,
                 report(row)
     wall = time.monotonic() - started
     eval_config = replace(sim_config, record=True)
-    controllers: dict[str, Policy | float] = {"trained": learner.policy(), **(baselines or {})}
+    controllers: dict[str, Controller] = {"trained": learner.policy(), **(baselines or {})}
     evaluation = evaluate(controllers, traces, eval_config, config.seed)
     metadata = {"origin": f"netlab pretrain (PPO in the simulator, seed {config.seed})",
                 "reward": config.reward,
-                "step_ms": round(config.step_s * 1000), "traces": [t.name for t in traces],
+                "step_ms": round(config.step_s * 1000), "window_ms": sim_config.window_ms,
+                "traces": [t.name for t in traces],
                 "pretrain": {k: v for k, v in asdict(config).items() if k != "ppo"},
                 "training": {"updates": learner.updates, "steps": total_steps,
                              "episodes": episodes, "sim_s": round(total_sim, 1),

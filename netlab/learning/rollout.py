@@ -26,13 +26,14 @@ each one's last step marked ``terminated`` (no bootstrap) or ``truncated``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from endpoints.metrics.objectives import Reward
 from netlab.agent.policies.spec import ActionTransform
 
 F32 = npt.NDArray[np.float32]
@@ -110,9 +111,8 @@ def inverse_action(transform: ActionTransform, physical: npt.NDArray[Any]) -> F3
 
 
 def rollout_from_transitions(rows: npt.NDArray[Any], transform: ActionTransform, *,
-                             deadline_ns: int | None = None,
-                             reward: Callable[[Sequence[float]], float] | None = None
-                             ) -> Rollout:
+                             deadline_ns: int | None = None, reward: Reward | None = None,
+                             capacity: Callable[[int], float] | None = None) -> Rollout:
     """A Rollout from the agent's transition rows (``netlab.agent.transitions``).
 
     Rows are grouped by flow and ordered by ``seq``; within a flow, the
@@ -125,7 +125,9 @@ def rollout_from_transitions(rows: npt.NDArray[Any], transform: ActionTransform,
     log-probability too), as the flow kept its last action. With ``reward``
     (a function of the raw state, ``endpoints.agent_rtc.REWARDS``), row
     ``t``'s reward is recomputed from its ``next_obs`` instead of the one the
-    flow logged: a learner may train on another objective than the flow's."""
+    flow logged: a learner may train on another objective than the flow's;
+    ``capacity(t_ns)`` gives it what the link offered before an observation
+    sent at ``t_ns`` (rewards that need it: ``objectives.NEEDS_CAPACITY``)."""
     parts: list[Rollout] = []
     for flow in np.unique(rows["flow"]):
         chosen = rows[rows["flow"] == flow]
@@ -146,8 +148,10 @@ def rollout_from_transitions(rows: npt.NDArray[Any], transform: ActionTransform,
         done = chosen["done"][tail].astype(np.bool_)
         rewards = chosen["reward"][tail]
         if reward is not None:
-            rewards = np.array([reward(state) for state in chosen["obs"][tail].tolist()],
-                               dtype=np.float32)
+            times = chosen["t_request_ns"][tail].tolist()
+            rewards = np.array([reward(state, None if capacity is None else capacity(t))
+                                for state, t in zip(chosen["obs"][tail].tolist(), times,
+                                                    strict=True)], dtype=np.float32)
         parts.append(Rollout(obs=chosen["obs"][head], actions=actions[head],
                              log_prob=log_prob[head], rewards=rewards,
                              next_obs=chosen["obs"][tail], terminated=done,

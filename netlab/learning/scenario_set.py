@@ -18,7 +18,7 @@ from __future__ import annotations
 import glob
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import yaml
 from netlab.errors import NetlabError
 from netlab.scenario import load_scenario
 from netlab.scenario.model import Scenario
-from shaping.traces import GenetParams, generate, write_trace
+from shaping.traces import GenetParams, Trace, generate, load_trace, write_trace
 
 #: The searchable dimensions and their units, in Genet's order.
 DIMENSIONS: tuple[str, ...] = ("max_bw_mbps", "bw_ratio", "change_interval_s", "delay_ms",
@@ -43,6 +43,7 @@ DEFAULT_RANGES: dict[str, tuple[float, float]] = {
     "loss_pct": (0.0, 2.0),
 }
 POLICY_HOST, SENDER_HOST = "bob", "alice"
+CALL_FLOW = "call"  # the id of the environment's one RTC flow
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,29 @@ def load_set(data: Mapping[str, Any], base_dir: Path, where: str) -> list[EnvCon
     return sample_set(space, int(data.get("count", 8)), int(data.get("seed", 0)))
 
 
+def env_trace(env: EnvConfig) -> Trace:
+    """The bottleneck's trace: the file, or Genet's generator at the config's seed
+    (deterministic, so a learner can recompute what a lab replayed)."""
+    if env.trace is not None:
+        return load_trace(env.trace)
+    max_bps = env.max_bw_mbps * 1e6
+    params = GenetParams(min_bw_bps=max_bps / max(1.0, env.bw_ratio), max_bw_bps=max_bps,
+                         duration_s=env.duration_s, change_interval_s=env.change_interval_s,
+                         seed=env.seed)
+    return generate(params, name=env.label)
+
+
+def offered_before(trace: Trace, epoch_ns: int, window_s: float
+                   ) -> Callable[[int], float]:
+    """``at(t_ns)``: what ``trace``, replayed from ``epoch_ns`` (CLOCK_MONOTONIC),
+    offered over the ``window_s`` before ``t_ns``: the capacity a step's state saw,
+    for rewards measured against it."""
+    def at(t_ns: int) -> float:
+        end_s = max(0.0, (t_ns - epoch_ns) / 1e9)
+        return trace.mean_capacity_bps(max(0.0, end_s - window_s), end_s)
+    return at
+
+
 def write_scenario(env: EnvConfig, directory: Path, *, lab: str, estimator: str,
                    checkpoint: Path | None = None, deadline_s: float = 0.02,
                    fallback: str = "keep") -> Path:
@@ -174,12 +198,8 @@ def write_scenario(env: EnvConfig, directory: Path, *, lab: str, estimator: str,
     if env.trace is not None:
         trace_path = env.trace
     else:
-        max_bps = env.max_bw_mbps * 1e6
-        params = GenetParams(min_bw_bps=max_bps / max(1.0, env.bw_ratio), max_bw_bps=max_bps,
-                             duration_s=env.duration_s,
-                             change_interval_s=env.change_interval_s, seed=env.seed)
         trace_file = directory / "trace.csv"
-        write_trace(generate(params, name=env.label), trace_file, "genet-csv")
+        write_trace(env_trace(env), trace_file, "genet-csv")
         trace_path = trace_file.name
     up: dict[str, Any] = {"trace": trace_path, "delay": f"{env.delay_ms:.3f}ms",
                           "queue": f"{max(1, round(env.queue_pkt))}pkt"}
@@ -192,7 +212,7 @@ def write_scenario(env: EnvConfig, directory: Path, *, lab: str, estimator: str,
         "hosts": [SENDER_HOST, POLICY_HOST],
         "links": [{"endpoints": [SENDER_HOST, POLICY_HOST], "up": up,
                    "down": {"delay": f"{env.delay_ms:.3f}ms"}}],
-        "flows": [{"id": "call", "kind": "rtc", "from": SENDER_HOST, "to": POLICY_HOST,
+        "flows": [{"id": CALL_FLOW, "kind": "rtc", "from": SENDER_HOST, "to": POLICY_HOST,
                    "estimator": estimator}],
     }
     if estimator == "policy":

@@ -16,7 +16,6 @@ TCP congestion-control lists are read live every time (three small files).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import hashlib
@@ -35,10 +34,15 @@ from typing import Any
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
+from labcore import netns as labcore_netns
+from labcore.jsonfile import write_json_atomic
 from netlab import paths
 from netlab.lab.state import pid_alive
 
 PROBE_NAMESPACE_PREFIX = "nl-probe-"
+# Lab namespaces are nl-<lab>.<host> and always hold a '.', which this never
+# matches: the sweep can not take a lab's namespace, whatever the lab is called.
+PROBE_NAMESPACE_PATTERN = re.compile(rf"{re.escape(PROBE_NAMESPACE_PREFIX)}(\d+)-[0-9a-f]+")
 NETNS_DIR = Path(netns.NETNS_RUN_DIR)  # where pyroute2 and iproute2 pin namespaces
 CACHE_FILE = ".caps.json"
 CACHE_SCHEMA = 1
@@ -63,7 +67,6 @@ TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 TUN_DEVICE = "/dev/net/tun"
-CLONE_NEWNET = 0x40000000
 
 _PROC_IPV4 = Path("/proc/sys/net/ipv4")
 _PROC_MODULES = Path("/proc/modules")
@@ -236,7 +239,7 @@ def sweep_stale_probe_namespaces() -> list[str]:
     except OSError:
         return []
     for name in names:
-        match = re.fullmatch(rf"{re.escape(PROBE_NAMESPACE_PREFIX)}(\d+)-[0-9a-f]+", name)
+        match = PROBE_NAMESPACE_PATTERN.fullmatch(name)
         if match and not pid_alive(int(match.group(1))):
             try:
                 _remove_namespace(name)
@@ -311,33 +314,9 @@ def _probe_link_kind(ipr: IPRoute, kind: str, number: int) -> tuple[bool, str | 
 
 
 def _in_namespace(path: Path, job: Callable[[], None]) -> None:
-    """Run ``job`` in a thread that has entered the namespace at ``path``.
-
-    setns(CLONE_NEWNET) changes only the calling thread, and the thread ends
-    with the job, so the rest of the process never leaves its namespace.
-    Errors (from setns or from the job) are re-raised here.
-    """
-    errors: list[BaseException] = []
-
-    def body() -> None:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                if libc.setns(fd, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"setns into {path}: {os.strerror(err)}")
-            finally:
-                os.close(fd)
-            job()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=body, name="netlab-probe-ns", daemon=True)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
+    """Run ``job`` on a thread that has entered the namespace at ``path`` (it ends
+    with the job, so the rest of the process never leaves its namespace)."""
+    labcore_netns.in_thread(path, job, name="netlab-probe-ns")
 
 
 def open_tun(name: str, on_open: Callable[[], None] | None = None) -> None:
@@ -463,14 +442,9 @@ def _load_disk_cache() -> KernelCapabilities | None:
 def _store_disk_cache(caps: KernelCapabilities) -> None:
     """Best effort: a read-only run root only costs the next process a probe."""
     target = cache_path()
-    tmp = target.with_name(f"{CACHE_FILE}.{os.getpid()}.tmp")
-    try:
+    with contextlib.suppress(OSError):
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps({"key": _cache_key(), "caps": caps.to_json()}, indent=1))
-        os.replace(tmp, target)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        write_json_atomic(target, {"key": _cache_key(), "caps": caps.to_json()}, indent=1)
 
 
 def _with_live_tcp(caps: KernelCapabilities) -> KernelCapabilities:

@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Literal
 
@@ -298,28 +299,24 @@ def machine_report(caps: KernelCapabilities) -> list[ProbeResult]:
 def check_lab_not_up(scenario: Scenario) -> list[ProbeResult]:
     """A lab of this name is up if its state file's owner lives or its namespaces exist.
 
-    The hosts' namespaces (``nl-<lab>-<host>``) are checked even without a
-    state file: ``up`` could not create them anyway.
+    The hosts' namespaces (``nl-<lab>.<host>``) are checked even without a
+    state file: ``up`` could not create them anyway.  ``up`` runs this under
+    the lab's lock, so no other ``up`` of the name can pass it meanwhile.
     """
     name = scenario.name
     path = paths.state_path(name)
     fix = f"`netlab down {name}`"
     try:
         state = lab_state.load(name)
-    except (OSError, ValueError, KeyError, TypeError):
-        state = None  # unreadable: treated as stale below
-        garbled = path.exists()
-    else:
-        garbled = False
+    except lab_state.StateGarbled as exc:
+        return [ProbeResult("lab name", False, exc.what, fix=exc.fix, where=exc.where)]
     reasons: list[str] = []
     if state is not None:
-        if lab_state.pid_alive(state.owner_pid):
+        if state.owner_alive():
             reasons.append(f"owner pid {state.owner_pid} is alive")
         alive = [ns for ns in state.namespaces if (NETNS_DIR / ns).exists()]
         if alive:
             reasons.append(f"namespaces {', '.join(alive)} exist")
-    expected = [namespace_name(name, host.name) for host in scenario.hosts]
-    leftovers = [ns for ns in expected if (NETNS_DIR / ns).exists()]
     if reasons:
         return [
             ProbeResult(
@@ -330,19 +327,11 @@ def check_lab_not_up(scenario: Scenario) -> list[ProbeResult]:
                 where=str(path),
             )
         ]
+    expected = [namespace_name(name, host.name) for host in scenario.hosts]
+    leftovers = [ns for ns in expected if (NETNS_DIR / ns).exists()]
     if leftovers:
-        return [
-            ProbeResult(
-                "lab name",
-                False,
-                f"namespace{'s' if len(leftovers) > 1 else ''} {', '.join(leftovers)} already "
-                f"exist{'' if len(leftovers) > 1 else 's'} (no live lab owns "
-                f"{'them' if len(leftovers) > 1 else 'it'})",
-                fix=f"{fix} (or `ip netns del NAME` for namespaces netlab did not make)",
-                where=f"{NETNS_DIR}",
-            )
-        ]
-    if state is not None or garbled:
+        return [_leftover_namespace(leftovers[0], len(leftovers))]
+    if state is not None:
         return [
             ProbeResult(
                 "lab name",
@@ -356,8 +345,26 @@ def check_lab_not_up(scenario: Scenario) -> list[ProbeResult]:
     return [ProbeResult("lab name", True, f"no lab named '{name}' is up")]
 
 
-def check_addresses(scenario: Scenario) -> list[ProbeResult]:
-    if scenario.subnet is None:
+def _leftover_namespace(namespace: str, count: int) -> ProbeResult:
+    """A host namespace that exists although this lab is not up: name the lab
+    whose journal holds it, if any, and the fix that really removes it."""
+    more = f" (and {count - 1} more of this lab's host namespaces)" if count > 1 else ""
+    for other in lab_state.all_labs():
+        if namespace in other.namespaces:
+            return ProbeResult(
+                "lab name", False,
+                f"namespace {namespace}{more} already exists and belongs to lab '{other.lab}'",
+                fix=f"`netlab down {other.lab}`", where=str(paths.state_path(other.lab)))
+    return ProbeResult(
+        "lab name", False,
+        f"namespace {namespace}{more} already exists and no lab's journal records it "
+        "(netlab did not make it, or its state was removed)",
+        fix=f"check what uses it (`ip netns pids {namespace}`), then `ip netns del {namespace}`",
+        where=str(NETNS_DIR / namespace))
+
+
+def check_addresses(scenario: Scenario, given: IPv4Network | None = None) -> list[ProbeResult]:
+    if given is None and scenario.subnet is None:
         try:
             chosen = addresses.choose_subnet(scenario.name)
         except NetlabError as exc:
@@ -370,7 +377,10 @@ def check_addresses(scenario: Scenario) -> list[ProbeResult]:
                 severity="info",
             )
         ]
-    subnet = scenario.subnet
+    subnet = given or scenario.subnet
+    assert subnet is not None
+    where = "--subnet" if given is not None else _where(scenario, "subnet")
+    drop = "leave --subnet out" if given is not None else "remove `subnet:`"
     collisions = addresses.address_collisions(subnet)
     if collisions:
         suggestion = ""
@@ -381,8 +391,8 @@ def check_addresses(scenario: Scenario) -> list[ProbeResult]:
                 "address range",
                 False,
                 f"subnet {subnet} overlaps this machine's {'; '.join(collisions)}",
-                fix=f"pick a free range{suggestion}, or remove `subnet:` to let netlab choose one",
-                where=_where(scenario, "subnet"),
+                fix=f"pick a free range{suggestion}, or {drop} to let netlab choose one",
+                where=where,
             )
         ]
     shared = [
@@ -397,8 +407,8 @@ def check_addresses(scenario: Scenario) -> list[ProbeResult]:
                 False,
                 f"subnet {subnet} overlaps lab {', '.join(shared)}; labs are isolated, "
                 "but captures and logs become ambiguous",
-                fix="pick another range, or remove `subnet:` to let netlab choose one",
-                where=_where(scenario, "subnet"),
+                fix=f"pick another range, or {drop} to let netlab choose one",
+                where=where,
                 severity="warning",
             )
         ]
@@ -623,14 +633,18 @@ def check_tcp_cc(scenario: Scenario, caps: KernelCapabilities) -> list[ProbeResu
 
 
 def run_preflight(
-    scenario: Scenario, caps: KernelCapabilities, *, backend: str | None = None
+    scenario: Scenario, caps: KernelCapabilities, *, backend: str | None = None,
+    subnet: IPv4Network | None = None,
 ) -> list[ProbeResult]:
-    """Every check for ``scenario`` on this machine; nothing is changed."""
+    """Every check for ``scenario`` on this machine; nothing is changed.
+
+    ``subnet`` (``--subnet``) replaces the scenario's and is checked the same way.
+    """
     results = check_privileges()
     if not caps.probed:
         results.extend(check_kernel(caps)[:1])
     results.extend(check_lab_not_up(scenario))
-    results.extend(check_addresses(scenario))
+    results.extend(check_addresses(scenario, subnet))
     results.extend(check_backend(scenario, caps, backend))
     results.extend(check_tcp_cc(scenario, caps))
     return results

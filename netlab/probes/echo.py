@@ -63,25 +63,28 @@ class EchoServers:
                 sock: socket.socket = key.fileobj  # type: ignore[assignment]
                 try:
                     while True:
-                        data, peer = sock.recvfrom(2048)
+                        data, peer = sock.recvfrom(65536)
                         sock.sendto(data, peer)
                 except BlockingIOError:
                     continue
 
 
 def ping(namespace: str, target: str, *, count: int = 20, interval_s: float = 0.01,
-         timeout_s: float = 1.0, port: int = ECHO_PORT) -> EchoResult:
-    """Send ``count`` echo requests from ``namespace`` and time the replies."""
+         timeout_s: float = 1.0, port: int = ECHO_PORT, size: int | None = None) -> EchoResult:
+    """Send ``count`` echo requests from ``namespace`` and time the replies;
+    ``size``: IP packet bytes of each request (20 IP + 8 UDP header bytes
+    included), at least the 12 bytes of sequence and time."""
+    padding = b"\0" * max(0, (size or 0) - 28 - _PROBE.size)
     sock = netns.call_inside(namespace, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     try:
         sock.settimeout(timeout_s)
         rtts: list[float] = []
         for seq in range(count):
-            sock.sendto(_PROBE.pack(seq, time.monotonic_ns()), (target, port))
+            sock.sendto(_PROBE.pack(seq, time.monotonic_ns()) + padding, (target, port))
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 try:
-                    data = sock.recv(2048)
+                    data = sock.recv(65536)
                 except (TimeoutError, ConnectionRefusedError):
                     break
                 now = time.monotonic_ns()

@@ -1,7 +1,8 @@
-"""The built-in link probe: what each link direction really delivers.
+"""The link probe: what a link direction (or a path) really delivers.
 
-A scenario without RTC or TCP flows gets this instead: per link direction
-in turn, an idle UDP echo RTT and a TCP bulk transfer measuring the rate.
+It sends traffic, so it only runs when asked: ``netlab check LAB --rate``
+(every link direction in turn) or a ``kind: probe`` flow (its own path).
+Each measurement is an idle UDP echo RTT, then a TCP bulk transfer.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from netlab.errors import NetlabError
-from netlab.lab.plan import Interface, LabPlan
+from netlab.lab.plan import Interface, LabPlan, egress_path
 from netlab.probes.bulk import bulk_transfer
-from netlab.probes.echo import EchoServers, ping
+from netlab.probes.echo import ECHO_PORT, EchoServers, ping
+from netlab.run.results import FlowResult
 
 WIRE_GOODPUT = 1448 / 1514  # TCP payload share of a full Ethernet frame (timestamps on)
 RAMP_SKIP_S = 0.5
@@ -79,16 +80,43 @@ def probe_links(plan: LabPlan, duration_s: float,
     return results
 
 
-def probe_flow_results(measurements: list[ProbeMeasurement]) -> list[dict[str, Any]]:
+def path_direction(plan: LabPlan, src: str, dst: str) -> tuple[str, str]:
+    """(link, direction) of a one-hop path; a longer path is named by its links."""
+    hops = egress_path(plan, src, plan.hosts[dst].address)
+    if len(hops) == 1:
+        end_a, _ = plan.links[hops[0].link]
+        return hops[0].link, "up" if end_a.host == src else "down"
+    return "+".join(h.link for h in hops), "path"
+
+
+def probe_path(plan: LabPlan, src: str, dst: str, seconds: float, *, port: int,
+               echo_port: int = ECHO_PORT,
+               interval_s: float = 0.005, size: int | None = None) -> ProbeMeasurement:
+    """An idle echo RTT then a TCP bulk transfer from ``src`` to ``dst``.
+
+    The rate is asked of the path's first hop, its delay is the path's sum."""
+    hops = egress_path(plan, src, plan.hosts[dst].address)
+    link, direction = path_direction(plan, src, dst)
+    src_ns, dst_ns = plan.hosts[src].namespace, plan.hosts[dst].namespace
+    target = str(plan.hosts[dst].address)
+    rates = [h.egress.shape.rate_bps for h in hops if h.egress.shape.rate_bps is not None]
+    began = time.monotonic()
+    with EchoServers([dst_ns], port=echo_port):
+        echo = ping(src_ns, target, count=20, interval_s=interval_s, size=size, port=echo_port)
+    rest = seconds - (time.monotonic() - began)
+    bulk = bulk_transfer(src_ns, dst_ns, target, max(1.0, rest), port=port)
+    return ProbeMeasurement(link, direction, src, dst, min(rates) if rates else None,
+                            sum(h.egress.shape.delay_s for h in hops),
+                            bulk.rate_bps(skip_s=min(RAMP_SKIP_S, seconds / 3)),
+                            list(echo.rtts_s), echo.loss)
+
+
+def probe_flow_results(measurements: list[ProbeMeasurement]) -> list[FlowResult]:
     flows = []
     for m in measurements:
-        flows.append({
-            "id": f"probe-{m.link}-{m.direction}",
-            "kind": "probe",
-            "from": m.src,
-            "to": m.dst,
-            "cc": "cubic",
-            "metrics": {
+        flows.append(FlowResult(
+            f"probe-{m.link}-{m.direction}", "probe", m.src, m.dst, {"cc": "cubic"},
+            {
                 "recv_rate_bps": m.recv_rate_bps,
                 "delay_p50_ms": m.percentile_ms(0.5),
                 "delay_p95_ms": m.percentile_ms(0.95),
@@ -99,7 +127,5 @@ def probe_flow_results(measurements: list[ProbeMeasurement]) -> list[dict[str, A
                 "asked_rate_bps": m.asked_rate_bps,
                 "goodput_over_rate": (m.recv_rate_bps / m.asked_rate_bps
                                       if m.asked_rate_bps else None),
-            },
-            "scores": {},
-        })
+            }))
     return flows

@@ -12,8 +12,9 @@ shapes b→a) or once at the link level for both directions; a key given in
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 
-from netlab import units
+from netlab.run.kinds import KINDS
 from netlab.scenario.fields import (
     Choice,
     Custom,
@@ -24,106 +25,25 @@ from netlab.scenario.fields import (
     MapOf,
     Record,
     Tagged,
-    Text,
-    TraceRef,
-    Unit,
     ValueProblem,
-    closest,
 )
-from netlab.scenario.model import Estimator
-
-# Linux interface names hold at most 15 characters (IFNAMSIZ - 1).  The lab
-# names each host's link ends ``to-<peer>`` (3 + 12) and its namespaces
-# ``nl-<lab>-<host>``; names derived from the lab alone (``nl-<lab>``) must
-# fit too, so both limits are 12.
-MAX_LAB_NAME = 12
-MAX_HOST_NAME = 12
-MAX_LINK_NAME = 2 * MAX_HOST_NAME + 1  # room for the default "<a>-<b>"
-MAX_FLOW_ID = 32
-# Linux's TCP_CA_NAME_MAX is 16 including the terminating NUL.
-MAX_CC_NAME = 15
-
-_NAME = r"[a-z]([a-z0-9-]*[a-z0-9])?"
-
-LAB_NAME = Text(
-    expected=f"a lab name of 1-{MAX_LAB_NAME} lowercase letters, digits or '-' "
-    "(starting with a letter, not ending with '-')",
-    pattern=_NAME,
-    max_length=MAX_LAB_NAME,
-    why=f"netlab derives namespace and interface names from it (nl-<lab>-...) and Linux "
-    f"allows 15 characters, so lab names are limited to {MAX_LAB_NAME}",
-)
-HOST_NAME = Text(
-    expected=f"a host name of 1-{MAX_HOST_NAME} lowercase letters, digits or '-' "
-    "(starting with a letter, not ending with '-')",
-    pattern=_NAME,
-    max_length=MAX_HOST_NAME,
-    why=f"each host's interfaces are named to-<peer host> and Linux allows 15 characters, "
-    f"so host names are limited to {MAX_HOST_NAME}",
-)
-LINK_NAME = Text(
-    expected=f"a link name of 1-{MAX_LINK_NAME} lowercase letters, digits or '-'",
-    pattern=r"[a-z0-9]([a-z0-9-]*[a-z0-9])?",
-    max_length=MAX_LINK_NAME,
-)
-FLOW_ID = Text(
-    expected=f"a flow id of 1-{MAX_FLOW_ID} lowercase letters, digits, '.', '_' or '-'",
-    pattern=r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?",
-    max_length=MAX_FLOW_ID,
-)
-CC_NAME = Text(
-    expected="a kernel TCP congestion control name such as cubic, reno or bbr",
-    pattern=r"[a-z0-9_]+",
-    max_length=MAX_CC_NAME,
-)
-TRACE = TraceRef(
-    expected="a trace: a file path (relative to the scenario file) or a bundled trace name",
-)
-TRACE_END = Choice(("loop", "stop"))
-CHECKPOINT = Text(expected="a checkpoint file path (relative to the scenario file)")
-SYSCTL_KEY = Text(
-    expected="a net.* sysctl name such as net.ipv4.tcp_ecn",
-    pattern=r"net(\.[a-z0-9_-]+)+",
-    why="only net.* sysctls belong to a network namespace; others would change the whole machine",
-)
-
-DURATION = Unit(units.DURATION_EXPECTED, units.parse_duration, units.DURATION_PATTERN,
-                ("10ms", "1.5s", "2min"))
-POSITIVE_DURATION = Unit(units.DURATION_EXPECTED, units.parse_duration, units.DURATION_PATTERN,
-                         ("60s", "1ms", "2min"), positive=True)
-RATE = Unit(units.RATE_EXPECTED, units.parse_rate, units.RATE_PATTERN,
-            ("10Mbit", "800kbit", "2.5Mbit", "1.25MB/s"))
-SIZE = Unit(units.SIZE_EXPECTED, units.parse_size, units.SIZE_PATTERN, ("1500B", "64kB", "64KiB"))
-QUEUE = Unit(units.QUEUE_EXPECTED, units.parse_queue_limit, units.QUEUE_PATTERN,
-             ("100pkt", "64kB", "150KiB"))
-PERCENT = Unit(units.PERCENT_EXPECTED, units.parse_percent, units.PERCENT_PATTERN,
-               ("0.5%", "2%"))
-
-ESTIMATOR_EXPECTED = "an estimator: gcc, policy, fixed:<rate> (e.g. fixed:2Mbit) or plugin:<path>"
-
-
-def _estimator(value: object) -> Estimator:
-    if not isinstance(value, str):
-        raise ValueProblem()
-    if value == "gcc":
-        return Estimator("gcc")
-    if value == "policy":
-        return Estimator("policy")
-    if value.startswith("fixed:"):
-        try:
-            return Estimator("fixed", rate_bps=units.parse_rate(value.removeprefix("fixed:")))
-        except units.UnitError as exc:
-            raise ValueProblem(hint=f"after 'fixed:' {exc}") from exc
-    if value.startswith("plugin:") and value.removeprefix("plugin:").strip():
-        return Estimator("plugin", plugin=value.removeprefix("plugin:").strip())
-    near = closest(value, ["gcc", "policy", "fixed:", "plugin:"])
-    raise ValueProblem(hint=f"did you mean {near!r}?" if near else None)
-
-
-ESTIMATOR = Custom(
-    ESTIMATOR_EXPECTED,
-    _estimator,
-    {"type": "string", "pattern": f"^(?:gcc|policy|fixed:{units.RATE_PATTERN[1:-1]}|plugin:.+)$"},
+from netlab.scenario.values import (
+    CAPTURE,
+    CHECKPOINT,
+    DELAY,
+    DURATION,
+    FLOW_ID,
+    HOST_NAME,
+    LAB_NAME,
+    LINK_NAME,
+    PERCENT,
+    POSITIVE_DURATION,
+    QUEUE,
+    RATE,
+    SYSCTL_KEY,
+    TRACE,
+    TRACE_END,
+    USER_NAME,
 )
 
 _RFC1918 = tuple(
@@ -176,21 +96,34 @@ HOST_OPTIONS = Record(
         "sysctls": Entry(
             MapOf(SYSCTL_KEY, SYSCTL_VALUE, "a mapping of net.* sysctl names to values"),
             description="sysctls set inside this host's namespace (net.* only)",
-        )
+        ),
+        "user": Entry(
+            USER_NAME,
+            description="who this host's flows and plugins run as: a user name, or root to "
+            "keep root's privileges; absent: the sudo caller, else the system user netlab",
+        ),
     },
-    "host options (sysctls)",
+    "host options (sysctls, user)",
     null_is_empty=True,
 )
+# A lab's hosts, links and flows each stay within what one machine runs: a
+# namespace, a process or a pair of interfaces apiece.
+MAX_HOSTS = 256
+MAX_LINKS = 1024
+MAX_FLOWS = 1024
+
 HOSTS = Either(
-    ListOf(HOST_NAME, "a list of host names such as [alice, bob]", min_items=1),
-    MapOf(HOST_NAME, HOST_OPTIONS, "a mapping of host names to options", min_items=1),
-    "a list of host names, or a mapping of host names to options (sysctls)",
+    ListOf(HOST_NAME, "a list of host names such as [alice, bob]", min_items=1,
+           max_items=MAX_HOSTS),
+    MapOf(HOST_NAME, HOST_OPTIONS, "a mapping of host names to options", min_items=1,
+          max_items=MAX_HOSTS),
+    "a list of host names, or a mapping of host names to options (sysctls, user)",
 )
 
 SHAPE_ENTRIES: dict[str, Entry] = {
     "rate": Entry(RATE, description="capacity (whole Ethernet frames); absent: unshaped"),
-    "delay": Entry(DURATION, default=0.0, default_text="0ms", description="one-way delay"),
-    "jitter": Entry(DURATION, default=0.0, default_text="0ms",
+    "delay": Entry(DELAY, default=0.0, default_text="0ms", description="one-way delay"),
+    "jitter": Entry(DELAY, default=0.0, default_text="0ms",
                     description="delay variation, at most the delay"),
     "loss": Entry(PERCENT, default=0.0, default_text="0%", description="random loss"),
     "queue": Entry(QUEUE, description="droptail queue limit in packets (100pkt) or bytes (64kB)"),
@@ -223,54 +156,32 @@ LINK = Record(
         **_LINK_LEVEL_SHAPE,
         "up": Entry(DIRECTION, description="shaping of endpoints[0] → endpoints[1]"),
         "down": Entry(DIRECTION, description="shaping of endpoints[1] → endpoints[0]"),
+        "capture": Entry(CAPTURE, description="record packets at both ends of the link (pcap): "
+                                              "true, or the directions, e.g. [up]; results.json "
+                                              "gets traffic[] per 5-tuple from them"),
     },
     "a link",
 )
-LINKS = ListOf(LINK, "a list of links", null_is_empty=True)
+LINKS = ListOf(LINK, "a list of links", null_is_empty=True,
+               max_items=MAX_LINKS)
 
 FLOW_COMMON: dict[str, Entry] = {
     "id": Entry(FLOW_ID, description="unique flow id; default '<kind>-<index>'"),
-    "from": Entry(HOST_NAME, required=True, description="sending host"),
-    "to": Entry(HOST_NAME, required=True, description="receiving host"),
     "start": Entry(DURATION, default=0.0, default_text="0s",
                    description="start time after the lab is up"),
     "stop": Entry(DURATION, description="stop time; default: the end of the scenario"),
 }
-RATE_CONTROLS = ("kernel", "policy")
-# The RTC sender's --probe-interval default, as a scenario would write it.
-SENDER_PROBE_INTERVAL_TEXT = "2s"
-FLOW_VARIANTS: dict[str, dict[str, Entry]] = {
-    "probe": {
-        "interval": Entry(POSITIVE_DURATION, description="time between probe packets"),
-        "size": Entry(SIZE, description="probe packet size"),
-    },
-    "rtc": {
-        "estimator": Entry(ESTIMATOR, default=Estimator("gcc"), default_text="gcc"),
-        "initial_rate": Entry(RATE, description="target rate at the start"),
-        "min_rate": Entry(RATE, description="lowest target rate the estimator may choose"),
-        "max_rate": Entry(RATE, description="highest target rate the estimator may choose"),
-        # Documentation-only default: absent, the sender keeps its own
-        # (endpoints/rtc/gcc/probe_controller.py DEFAULT_PERIODIC_PROBE_INTERVAL_MS;
-        # a test checks the two agree).
-        "probe_interval": Entry(DURATION, default_text=SENDER_PROBE_INTERVAL_TEXT,
-                                description="estimator gcc only: time between the sender's "
-                                            "periodic probes at 2x the estimate; 0s: none "
-                                            "(libwebrtc's camera-stream behaviour)"),
-    },
-    "tcp": {
-        "cc": Entry(CC_NAME, default="cubic", default_text="cubic",
-                    description="kernel congestion control (checked by preflight)"),
-        "rate": Entry(RATE, description="application-limited sending rate; default: bulk"),
-        "rate_control": Entry(Choice(RATE_CONTROLS), default="kernel", default_text="kernel",
-                              description="who sets the pacing rate: the kernel's congestion "
-                                          "control alone, or a policy served by the sender's "
-                                          "agent (contract tcp-mi5)"),
-    },
+# Each kind declares its own fields (netlab/run/kinds/<kind>.py): two-ended
+# kinds their from/to (TWO_ENDS), a command its host.
+FLOW_VARIANTS: dict[str, Mapping[str, Entry]] = {
+    name: kind.fields for name, kind in KINDS.items()
 }
 FLOW = Tagged("kind", FLOW_COMMON, FLOW_VARIANTS, "a flow")
-FLOWS = ListOf(FLOW, "a list of flows", null_is_empty=True)
+FLOWS = ListOf(FLOW, "a list of flows", null_is_empty=True,
+               max_items=MAX_FLOWS)
 
 FALLBACKS = ("keep", "gcc", "kernel")
+DEVICES = ("cpu", "cuda")
 AGENT = Record(
     {
         "checkpoint": Entry(CHECKPOINT, description="policy weights; absent: the initial policy"),
@@ -278,8 +189,12 @@ AGENT = Record(
                           description="reply budget per decision"),
         "fallback": Entry(Choice(FALLBACKS), default="keep", default_text="keep",
                           description="what acts when a reply misses the deadline"),
+        "device": Entry(Choice(DEVICES), default="cpu", default_text="cpu",
+                        description="where the policy runs: cuda serves through captured "
+                                    "CUDA graphs, and falls back to cpu (printed, and in "
+                                    "results agents[].device) where there is no GPU"),
     },
-    "agent options (checkpoint, deadline, fallback)",
+    "agent options (checkpoint, deadline, fallback, device)",
     null_is_empty=True,
 )
 AGENTS = MapOf(

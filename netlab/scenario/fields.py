@@ -13,6 +13,7 @@ cross-field checks (unknown hosts, duplicate names) can still point at lines.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from abc import ABC, abstractmethod
@@ -23,9 +24,9 @@ from typing import Any, Final
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from labcore.units import UnitError
 from netlab.scenario.loader import NotAScalar, describe, line_of, scalar_value
 from netlab.scenario.problems import ProblemLog
-from netlab.units import UnitError
 
 JsonSchema = dict[str, Any]
 
@@ -72,10 +73,16 @@ class ValueProblem(ValueError):
 @dataclass
 class Context:
     """Where problems go while parsing one file; ``base_dir`` resolves the
-    relative paths the file names (traces, checkpoints)."""
+    relative paths the file names (traces, checkpoints); ``files`` maps paths
+    as written to copies elsewhere (a file shipped to another machine)."""
 
     log: ProblemLog
     base_dir: Path | None = None
+    files: Mapping[str, str] = field(default_factory=dict)
+
+    def located(self, written: str) -> str:
+        """Where a path the file writes really is."""
+        return self.files.get(written, written)
 
     def problem(
         self,
@@ -197,7 +204,7 @@ class Integer(FieldType):
 
 @dataclass
 class Unit(FieldType):
-    """A number with a unit (``10ms``), parsed by one of :mod:`netlab.units`' functions.
+    """A number with a unit (``10ms``), parsed by one of :mod:`labcore.units`' functions.
 
     Bare YAML numbers are passed to the parser as text so the user gets the
     parser's "add a unit" advice rather than a type error.
@@ -209,6 +216,8 @@ class Unit(FieldType):
     examples: tuple[str, ...]
     positive: bool = False  # reject zero (e.g. a scenario's duration)
     description: str = ""
+    #: The field's budget: given the parsed value, what is wrong with it (or None).
+    limit: Callable[[object], str | None] | None = None
 
     def parse(self, node: Node, path: str, ctx: Context) -> object:
         value = _scalar(node, path, ctx, self.expected)
@@ -224,6 +233,8 @@ class Unit(FieldType):
             return ctx.problem(node, path, exc.expected, exc.found, exc.hint)
         if self.positive and isinstance(parsed, int | float) and parsed <= 0:
             return ctx.problem(node, path, self.expected.replace("a ", "a positive ", 1))
+        if self.limit is not None and (too_much := self.limit(parsed)) is not None:
+            return ctx.problem(node, path, too_much, repr(text))
         return parsed
 
     def schema(self) -> JsonSchema:
@@ -296,6 +307,7 @@ class TraceRef(Text):
         assert isinstance(value, str)
         from shaping.traces import TraceError, load_trace
 
+        value = ctx.located(value)
         try:
             load_trace(value, base_dir=ctx.base_dir)
         except TraceError as exc:
@@ -402,7 +414,10 @@ class ListOf(FieldType):
         if count < self.min_items or (self.max_items is not None and count > self.max_items):
             noun = "entry" if count == 1 else "entries"
             found = f"a list of {count} {noun}" if count else "an empty list"
-            return ctx.problem(node, path, self.expected, found)
+            expected = self.expected
+            if self.max_items is not None and count > self.max_items > self.min_items:
+                expected += f" (at most {self.max_items})"
+            return ctx.problem(node, path, expected, found)
         items = [
             (index, item, self.item.parse(item, index_path(path, index), ctx))
             for index, item in enumerate(node.value)
@@ -452,6 +467,7 @@ class MapOf(FieldType):
     min_items: int = 0
     null_is_empty: bool = False
     description: str = ""
+    max_items: int | None = None
 
     def parse(self, node: Node, path: str, ctx: Context) -> object:
         if self.null_is_empty and _is_null(node):
@@ -462,6 +478,9 @@ class MapOf(FieldType):
         assert isinstance(node, MappingNode)
         if len(node.value) < self.min_items:
             return ctx.problem(node, path, self.expected, "an empty mapping")
+        if self.max_items is not None and len(node.value) > self.max_items:
+            return ctx.problem(node, path, f"{self.expected} (at most {self.max_items})",
+                               f"a mapping of {len(node.value)} entries")
         entries: list[tuple[str, Node, Node, object]] = []
         for key, key_node, value_node in _keys(node, path, ctx):
             entry_path = child_path(path, key)
@@ -642,9 +661,12 @@ class Tagged(FieldType):
             what = f"{self.tag_noun}s of {self.tag} {tag}"  # "flows of kind rtc"
             return parse_entries(node, path, ctx, entries, what)
         # Without a valid tag, still check the other keys against every variant.
+        # Optional here: what a variant requires depends on the tag (a command's
+        # host, a two-ended flow's from/to), unknown while the tag is wrong.
         union: dict[str, Entry] = dict(self.common)
         for variant in self.variants.values():
             union.update(variant)
+        union = {key: dataclasses.replace(entry, required=False) for key, entry in union.items()}
         return parse_entries(
             node, path, ctx, union, f"{self.tag_noun}s", ignore=frozenset({self.tag})
         )

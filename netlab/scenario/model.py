@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from netlab.units import format_rate
+from labcore.units import format_rate
 from shaping.spec import LinkShape
 
-FlowKind = Literal["probe", "rtc", "tcp"]
 EstimatorKind = Literal["gcc", "policy", "fixed", "plugin"]
 
 
@@ -31,6 +30,7 @@ class Direction:
 class Host:
     name: str
     sysctls: dict[str, str] = field(default_factory=dict)
+    user: str | None = None  # None: the sudo caller, else netlab's system user
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class Link:
     b: str
     up: Direction
     down: Direction
+    capture: tuple[str, ...] = ()  # directions recorded ("up", "down"): netlab.capture
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,12 @@ class Flow:
     """Traffic between two hosts; kind-specific settings live in ``options``.
 
     ``options`` holds the keys of the flow's kind in
-    :data:`netlab.scenario.definition.FLOW_VARIANTS` that the file gave or
+    :mod:`netlab.run.kinds` that the file gave or
     that have a default, already parsed (seconds, bit/s, :class:`Estimator`).
     """
 
     id: str
-    kind: FlowKind
+    kind: str  # a name registered in netlab.run.kinds
     src: str
     dst: str
     start_s: float = 0.0
@@ -96,6 +97,7 @@ class Agent:
     checkpoint: str | None
     deadline_s: float = 0.001
     fallback: str = "keep"
+    device: str = "cpu"  # where the forward pass runs: cpu, or cuda (graphs; else cpu)
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,14 @@ look unroutable) are skipped.
 from __future__ import annotations
 
 import ipaddress
-import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from yaml.nodes import Node
 
+from labcore.units import format_duration
+from netlab.run.kinds import KINDS
 from netlab.scenario import definition
 from netlab.scenario.fields import (
     Context,
@@ -29,8 +30,7 @@ from netlab.scenario.fields import (
     closest,
     index_path,
 )
-from netlab.scenario.model import Agent, Direction, Estimator, Flow, Host, Link, Scenario
-from netlab.units import format_duration
+from netlab.scenario.model import Agent, Direction, Flow, Host, Link, Scenario
 from shaping.spec import LinkShape, QueueLimit
 
 # The lab gives each link a /30 (two usable addresses and the network and
@@ -111,11 +111,13 @@ class _Checker:
         elif isinstance(value, ParsedMap):
             for name, _, _, options in value.entries:
                 sysctls: dict[str, str] = {}
+                user: str | None = None
                 if isinstance(options, ParsedRecord):
                     sysctl_map = options.get("sysctls")
                     if isinstance(sysctl_map, ParsedMap):
                         sysctls = {k: v for k, _, _, v in sysctl_map.entries if isinstance(v, str)}
-                result.hosts[name] = Host(name, sysctls)
+                    user = options.text("user")
+                result.hosts[name] = Host(name, sysctls, user)
             result.complete = len(value.entries) == len(value.node.value)
         else:
             result.complete = False
@@ -189,7 +191,9 @@ class _Checker:
             up = self._direction(record, "up")
             down = self._direction(record, "down")
             if up is not None and down is not None:
-                links.append(Link(name=name, a=a, b=b, up=up, down=down))
+                capture = record.get("capture")
+                links.append(Link(name=name, a=a, b=b, up=up, down=down,
+                                  capture=capture if isinstance(capture, tuple) else ()))
         return links
 
     def _endpoints(self, record: ParsedRecord) -> tuple[str, str] | None:
@@ -294,24 +298,19 @@ class _Checker:
                     )
                 else:
                     ids[flow_id] = path
-            ends = self._flow_ends(record)
+            one_host = kind is not None and not KINDS[kind].two_ended
+            ends = self._flow_host(record) if one_host else self._flow_ends(record)
             times = self._flow_times(record)
-            if kind == "rtc":
-                self._rtc_checks(record, ends, agent_hosts)
-            if kind == "tcp":
-                self._tcp_checks(record, ends, agent_hosts)
-            self._one_contract_per_agent(record, kind, ends, path, contracts)
+            if kind is not None:
+                KINDS[kind].check(record, ends, agent_hosts, self.ctx, set(self.hosts.hosts))
+                self._one_contract_per_agent(record, kind, ends, path, contracts)
             if flow_id is None or kind is None or ends is None or times is None:
                 continue
-            options = {
-                key: record.values[key]
-                for key in definition.FLOW_VARIANTS[kind]
-                if key in record.values
-            }
+            options = KINDS[kind].options(record)
             flows.append(
                 Flow(
                     id=flow_id,
-                    kind=kind,  # type: ignore[arg-type]  # checked against FLOW_VARIANTS
+                    kind=kind,
                     src=ends[0],
                     dst=ends[1],
                     start_s=times[0],
@@ -320,6 +319,13 @@ class _Checker:
                 )
             )
         return flows
+
+    def _flow_host(self, record: ParsedRecord) -> tuple[str, str] | None:
+        """A one-host flow's host (a command's), as (host, host)."""
+        name = record.text("host")
+        if name is None or not self._host_ref(record.nodes["host"], record.path_of("host"), name):
+            return None
+        return name, name
 
     def _flow_ends(self, record: ParsedRecord) -> tuple[str, str] | None:
         ends: list[str] = []
@@ -385,59 +391,15 @@ class _Checker:
                 ok = False
         return (start, stop) if ok else None
 
-    def _rtc_checks(
-        self, record: ParsedRecord, ends: tuple[str, str] | None, agent_hosts: set[str]
-    ) -> None:
-        estimator = record.get("estimator")
-        if isinstance(estimator, Estimator) and estimator.kind == "policy" and ends is not None:
-            receiver = ends[1]
-            if receiver not in agent_hosts:
-                self.ctx.problem(
-                    record.nodes["estimator"],
-                    record.path_of("estimator"),
-                    f"an agent on the receiver {receiver!r} to serve the policy",
-                    "no agent there",
-                    f"add agents: {{{receiver}: {{checkpoint: ...}}}} or use estimator: gcc",
-                )
-        if (isinstance(estimator, Estimator) and estimator.kind != "gcc"
-                and "probe_interval" in record.given):
-            # Only sender-side GCC probes; with the others the target arrives as
-            # REMB and the sender has no estimate of its own to probe above.
-            self.ctx.problem(
-                record.nodes["probe_interval"],
-                record.path_of("probe_interval"),
-                "a flow with estimator: gcc (only the sender's GCC probes)",
-                f"estimator: {estimator}",
-                "remove probe_interval or set estimator: gcc",
-            )
-        rates = {k: record.values[k] for k in ("min_rate", "initial_rate", "max_rate")
-                 if k in record.values}
-        ordered = [k for k in ("min_rate", "initial_rate", "max_rate") if k in rates]
-        for lower, upper in itertools.pairwise(ordered):
-            low, high = rates[lower], rates[upper]
-            assert isinstance(low, int) and isinstance(high, int)
-            if low > high:
-                self.ctx.problem(
-                    record.nodes[upper],
-                    record.path_of(upper),
-                    f"{upper} at least {lower} ({low} bit/s)",
-                    f"{high} bit/s",
-                )
-
-    def _one_contract_per_agent(self, record: ParsedRecord, kind: str | None,
+    def _one_contract_per_agent(self, record: ParsedRecord, kind: str,
                                 ends: tuple[str, str] | None, path: str,
                                 contracts: dict[str, tuple[str, str]]) -> None:
         """An agent serves one policy: an RTC receiver's (rtc-onl4) or a TCP sender's
         (tcp-mi5), not both."""
-        if ends is None:
+        asked = KINDS[kind].policy_contract(record, ends) if ends is not None else None
+        if asked is None:
             return
-        estimator = record.get("estimator")
-        if kind == "rtc" and isinstance(estimator, Estimator) and estimator.kind == "policy":
-            key, host, contract = "estimator", ends[1], "rtc-onl4"
-        elif kind == "tcp" and record.get("rate_control") == "policy":
-            key, host, contract = "rate_control", ends[0], "tcp-mi5"
-        else:
-            return
+        key, host, contract = asked
         first = contracts.setdefault(host, (contract, path))
         if first[0] != contract:
             self.ctx.problem(
@@ -448,21 +410,6 @@ class _Checker:
                 "one agent serves one policy: move one of the flows to another host or use "
                 "the rule-based controller for it",
             )
-
-    def _tcp_checks(
-        self, record: ParsedRecord, ends: tuple[str, str] | None, agent_hosts: set[str]
-    ) -> None:
-        if record.get("rate_control") == "policy" and ends is not None:
-            sender = ends[0]
-            if sender not in agent_hosts:
-                self.ctx.problem(
-                    record.nodes["rate_control"],
-                    record.path_of("rate_control"),
-                    f"an agent on the sender {sender!r} to serve the policy",
-                    "no agent there",
-                    f"add agents: {{{sender}: {{checkpoint: ...}}}} or use rate_control: "
-                    "kernel",
-                )
 
     # ----------------------------------------------------------------- agents
 
@@ -477,7 +424,11 @@ class _Checker:
             deadline, fallback = options.number("deadline"), options.text("fallback")
             if deadline is None or fallback is None:
                 continue
-            agents.append(Agent(host, options.text("checkpoint"), deadline, fallback))
+            checkpoint = options.text("checkpoint")
+            if checkpoint is not None:
+                checkpoint = self.ctx.located(checkpoint)
+            agents.append(Agent(host, checkpoint, deadline, fallback,
+                                options.text("device") or "cpu"))
         return agents
 
     # ----------------------------------------------------------------- subnet

@@ -45,7 +45,7 @@ class Exchange:
 @dataclass(frozen=True)
 class OffsetEstimate:
     offset_ns: float  # VM clock minus driver clock
-    uncertainty_ns: float  # half the best round trip: the offset's error bound
+    uncertainty_ns: float  # half the chosen exchange's round trip: the offset's error bound
     at_ns: int  # driver clock time of the estimate
     exchanges: int
 
@@ -57,9 +57,10 @@ def estimate(exchanges: list[Exchange]) -> OffsetEstimate:
         raise ValueError("no clock exchange completed")
     ordered = sorted(exchanges, key=lambda e: e.round_trip_ns)
     best = ordered[:max(1, int(len(ordered) * BEST_FRACTION))]
-    offsets = sorted(e.offset_ns for e in best)
-    middle = offsets[len(offsets) // 2]
-    return OffsetEstimate(middle, ordered[0].round_trip_ns / 2,
+    middle = sorted(best, key=lambda e: e.offset_ns)[len(best) // 2]
+    # The bound is the chosen exchange's own half round trip: the fastest
+    # exchange's would be tighter than what the median can guarantee.
+    return OffsetEstimate(middle.offset_ns, middle.round_trip_ns / 2,
                           sum(e.t1 for e in best) // len(best), len(exchanges))
 
 

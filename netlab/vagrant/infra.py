@@ -26,6 +26,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from labcore.jsonfile import write_json_atomic
 from netlab import paths
 from netlab.errors import NetlabError
 from netlab.lab import netns
@@ -167,39 +168,128 @@ def start() -> InfraState:
     return state
 
 
-def leftovers() -> list[str]:
-    """Everything libvirt still has defined: domains, networks, pools."""
-    found: list[str] = []
+# -- the libvirt objects netlab made -------------------------------------------------
+#
+# libvirtd runs in netlab's namespace but keeps its definitions machine-wide
+# (/etc/libvirt, /var/lib/libvirt): a machine's own VMs, networks and pools are
+# visible here too.  ``vagrant up`` records what it made ("kind name" strings,
+# volumes as "volume POOL/NAME"), and teardown touches nothing else.
+
+LIBVIRT_RECORD = "libvirt.json"
+BOX_IMAGE_MARK = "_vagrant_box_image_"  # vagrant-libvirt's name for an uploaded box
+
+
+def record_path() -> Path:
+    return paths.run_root() / "vagrant" / LIBVIRT_RECORD
+
+
+def parse_names(output: str) -> list[str]:
+    """``virsh list|net-list|pool-list --all --name``: one name a line, blank lines around."""
+    return [line.strip() for line in output.splitlines() if line.strip()]
+
+
+def parse_volumes(output: str) -> list[str]:
+    """``virsh vol-list POOL``: a header row, a dashed rule, then `` NAME  PATH`` rows."""
+    lines = output.splitlines()
+    rule = next((i for i, line in enumerate(lines) if line.strip().startswith("---")), None)
+    if rule is None:
+        return []
+    return [line.split()[0] for line in lines[rule + 1:] if line.split()]
+
+
+def libvirt_objects() -> set[str]:
+    """Everything libvirt has defined now (run inside the VM namespace)."""
+    found: set[str] = set()
     for kind, command in (("domain", ("list", "--all", "--name")),
                           ("network", ("net-list", "--all", "--name")),
                           ("pool", ("pool-list", "--all", "--name"))):
-        for name in virsh(*command, check=False).split():
-            found.append(f"{kind} {name}")
+        found.update(f"{kind} {name}" for name in parse_names(virsh(*command, check=False)))
+    for pool in sorted(o.split(" ", 1)[1] for o in found if o.startswith("pool ")):
+        found.update(f"volume {pool}/{volume}"
+                     for volume in parse_volumes(virsh("vol-list", pool, check=False)))
     return found
 
 
-def purge_libvirt(keep: tuple[str, ...] = ("default",)) -> list[str]:
-    """Undefine every domain, network (but ``keep``'s, libvirt's own) and
-    storage pool with its volumes: libvirt here is ours alone."""
+def made_by_up(before: set[str], after: set[str], prefix: str, network: str) -> set[str]:
+    """What one ``vagrant up`` made: new objects that carry its names (domains and disks
+    with the lab's prefix, its management network, an uploaded box) and new pools;
+    whatever else appeared meanwhile is somebody else's."""
+    def ours(obj: str) -> bool:
+        kind, name = obj.split(" ", 1)
+        volume = name.split("/", 1)[-1]
+        return (kind == "pool" or (kind == "domain" and name.startswith(prefix))
+                or (kind == "network" and name == network)
+                or (kind == "volume" and (volume.startswith(prefix) or BOX_IMAGE_MARK in volume)))
+    return {obj for obj in after - before if ours(obj)}
+
+
+def recorded() -> set[str]:
+    try:
+        data = json.loads(record_path().read_text())
+    except FileNotFoundError:
+        return set()
+    except ValueError:
+        raise NetlabError("netlab's record of its libvirt objects is garbled",
+                          where=str(record_path()),
+                          fix="remove netlab's VMs, networks and pools with virsh by hand, "
+                              "then delete this file") from None
+    return {str(obj) for obj in data.get("objects", [])}
+
+
+def _write_record(objects: set[str]) -> None:
+    path = record_path()
+    if not objects:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"objects": sorted(objects)}, indent=1, trailing_newline=True)
+
+
+def record(objects: set[str]) -> None:
+    """Add ``objects`` to the record (before they exist, where their names are known)."""
+    _write_record(recorded() | objects)
+
+
+def forget(objects: set[str]) -> None:
+    _write_record(recorded() - objects)
+
+
+_ORDER = {"domain": 0, "network": 1, "volume": 2, "pool": 3}
+
+
+def removable(present: set[str], ours: set[str]) -> list[str]:
+    """The present objects netlab recorded, in the order they can go (domains, networks,
+    volumes, pools); a pool only when every volume left in it is netlab's too."""
+    chosen = present & ours
+    for obj in sorted(chosen):
+        if obj.startswith("pool "):
+            pool = obj.split(" ", 1)[1]
+            if any(o.startswith(f"volume {pool}/") and o not in ours for o in present):
+                chosen.discard(obj)
+    return sorted(chosen, key=lambda obj: (_ORDER[obj.split(" ", 1)[0]], obj))
+
+
+def purge_libvirt() -> list[str]:
+    """Remove the libvirt objects netlab recorded, and nothing else: a machine's own
+    domains, networks and pools stay as they are."""
+    present, ours = libvirt_objects(), recorded()
     removed: list[str] = []
-    for name in virsh("list", "--all", "--name", check=False).split():
-        virsh("destroy", name, check=False)
-        virsh("undefine", name, "--remove-all-storage", "--nvram", check=False)
-        removed.append(f"domain {name}")
-    for name in virsh("net-list", "--all", "--name", check=False).split():
-        if name in keep:
-            continue
-        virsh("net-destroy", name, check=False)
-        virsh("net-undefine", name, check=False)
-        removed.append(f"network {name}")
-    for name in virsh("pool-list", "--all", "--name", check=False).split():
-        for volume in virsh("vol-list", name, check=False).splitlines()[2:]:
-            if volume.split():
-                virsh("vol-delete", volume.split()[0], "--pool", name, check=False)
-                removed.append(f"volume {name}/{volume.split()[0]}")
-        virsh("pool-destroy", name, check=False)
-        virsh("pool-undefine", name, check=False)
-        removed.append(f"pool {name}")
+    for obj in removable(present, ours):
+        kind, name = obj.split(" ", 1)
+        if kind == "domain":
+            virsh("destroy", name, check=False)
+            virsh("undefine", name, "--remove-all-storage", "--nvram", check=False)
+        elif kind == "network":
+            virsh("net-destroy", name, check=False)
+            virsh("net-undefine", name, check=False)
+        elif kind == "volume":
+            pool, volume = name.split("/", 1)
+            virsh("vol-delete", volume, "--pool", pool, check=False)
+        else:
+            virsh("pool-destroy", name, check=False)
+            virsh("pool-undefine", name, check=False)
+        removed.append(obj)
+    forget((ours - present) | set(removed))
     return removed
 
 

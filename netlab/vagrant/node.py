@@ -22,6 +22,8 @@ only, so a VM needs netlab installed ``--no-deps`` with numpy and pyroute2.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import select
@@ -34,14 +36,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labcore.jsonfile import write_text_atomic
 from netlab.vagrant import clock
+from shaping.fidelity import machine
 
 STOP_GRACE_S = 3.0
 PREPARE_TIMEOUT_S = 120.0
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, stdout=subprocess.DEVNULL)
+def _ip(namespace: str | None, *args: str) -> None:
+    netns = ["-n", namespace] if namespace else []
+    subprocess.run(["ip", *netns, *args], check=True, stdout=subprocess.DEVNULL)
+
+
+def _in(namespace: str | None, argv: list[str]) -> list[str]:
+    return ["ip", "netns", "exec", namespace, *argv] if namespace else argv
 
 
 def interface_by_mac(mac: str) -> str:
@@ -54,39 +63,87 @@ def interface_by_mac(mac: str) -> str:
     raise SystemExit(f"node: no interface has MAC {mac} (is the VM's NIC for this link attached?)")
 
 
+def _single_frames(namespace: str | None, ifname: str) -> None:
+    """virtio's and veth's GRO/GSO/TSO would hand the shaper 64 kB super-packets
+    that a byte-limited leaf drops whole (docs/design.md, the BBR stall)."""
+    subprocess.run(_in(namespace, ["ethtool", "-K", ifname, "gro", "off", "gso", "off", "tso",
+                                   "off"]),
+                   check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _fresh_namespace(name: str) -> None:
+    """A folded host's namespace, emptied first if an earlier setup left one (its
+    NICs return to the VM's own namespace; the veths go with it)."""
+    if Path(f"/run/netns/{name}").exists():
+        subprocess.run(["ip", "netns", "del", name], check=True)
+        time.sleep(0.2)  # the NICs come home asynchronously
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    _ip(name, "link", "set", "lo", "up")
+
+
+def _interface(entry: dict[str, Any]) -> tuple[str | None, str]:
+    """(namespace, name) of one data interface as the job refers to it."""
+    if entry.get("namespace") is None and entry.get("mac"):
+        return None, interface_by_mac(entry["mac"])
+    return entry.get("namespace"), entry["ifname"]
+
+
 def setup(job: dict[str, Any]) -> dict[str, Any]:
-    """Addresses, routes, sysctls and offloads on the data NICs (idempotent)."""
+    """Folded hosts' namespaces, NICs, veths, addresses, routes, sysctls and first
+    shapes (idempotent: run again, it rebuilds the same)."""
+    for name in job.get("namespaces", []):
+        _fresh_namespace(name)
     names: dict[str, str] = {}
-    for nic in job["interfaces"]:
-        ifname = interface_by_mac(nic["mac"])
-        names[nic["mac"]] = ifname
-        subprocess.run(["ip", "addr", "flush", "dev", ifname], check=True)
-        _ip("addr", "add", nic["address"], "dev", ifname)
-        _ip("link", "set", ifname, "up")
-        # virtio GRO/TSO would hand the shaper 64 kB super-packets that a
-        # byte-limited leaf drops whole (DESIGN.md's BBR stall): one frame each
-        subprocess.run(["ethtool", "-K", ifname, "gro", "off", "gso", "off", "tso", "off"],
-                       check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for key, value in job.get("sysctls", {}).items():
-        subprocess.run(["sysctl", "-q", "-w", f"{key}={value}"], check=True)
-    for destination, via in job.get("routes", []):
-        _ip("route", "replace", destination, "via", via)
+    for entry in job["interfaces"]:
+        namespace = entry.get("namespace")
+        if entry.get("mac"):  # a tunnel NIC: found by MAC where the VM booted it
+            ifname = interface_by_mac(entry["mac"])
+            _single_frames(None, ifname)
+            if namespace:
+                _ip(None, "link", "set", "dev", ifname, "down")
+                _ip(None, "link", "set", "dev", ifname, "netns", namespace)
+                _ip(namespace, "link", "set", "dev", ifname, "name", entry["ifname"])
+                ifname = entry["ifname"]
+            names[entry["mac"]] = ifname
+    for veth in job.get("veths", []):
+        a, b = veth["ends"]
+        for end in (a, b):  # a stale end left in the VM's own namespace goes first
+            if end["namespace"] is None and Path(f"/sys/class/net/{end['ifname']}").exists():
+                _ip(None, "link", "del", end["ifname"])
+        _ip(None, "link", "add", a["ifname"], "type", "veth", "peer", "name", b["ifname"])
+        for end in (a, b):
+            if end["namespace"]:
+                _ip(None, "link", "set", "dev", end["ifname"], "netns", end["namespace"])
+            _single_frames(end["namespace"], end["ifname"])
+    for entry in job["interfaces"]:
+        namespace, ifname = _interface(entry)
+        subprocess.run(_in(namespace, ["ip", "addr", "flush", "dev", ifname]), check=True)
+        _ip(namespace, "addr", "add", entry["address"], "dev", ifname)
+        _ip(namespace, "link", "set", ifname, "up")
+    for entry in job.get("sysctls", []):
+        subprocess.run(_in(entry["namespace"], ["sysctl", "-q", "-w",
+                                                f"{entry['key']}={entry['value']}"]), check=True)
+    for route in job.get("routes", []):
+        _ip(route["namespace"], "route", "replace", route["destination"], "via", route["via"])
     subprocess.run(["modprobe", "sch_netem"], check=False)
     netem = Path("/sys/module/sch_netem").exists()
     if job.get("shapes"):
         from pyroute2 import IPRoute
 
+        from labcore import netns as labcore_netns
         from shaping.replay.process import _shape_from_json
         from shaping.tc import make_shaper
 
-        with IPRoute() as ipr:
-            for entry in job["shapes"]:
-                # as the namespace lab's build: the first shape at once; a
-                # traced direction's replayer changes it in place during a run
-                shaper = make_shaper("htb", ipr, interface_by_mac(entry["mac"]), netem=netem)
+        for entry in job["shapes"]:
+            namespace, ifname = _interface(entry)
+            # as the namespace lab's build: the first shape at once; a traced
+            # direction's replayer changes it in place during a run
+            with (labcore_netns.inside(namespace) if namespace else contextlib.nullcontext()
+                  ), IPRoute() as ipr:
+                shaper = make_shaper("htb", ipr, ifname, netem=netem)
                 shaper.apply(_shape_from_json(entry["shape"]))
-    return {"interfaces": names, "kernel": os.uname().release,
-            "netem": netem}
+    return {"interfaces": names, "kernel": os.uname().release, "netem": netem,
+            "namespaces": job.get("namespaces", [])}
 
 
 @dataclass
@@ -114,18 +171,28 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait()
 
 
+def split_module_argv(argv: list[str]) -> tuple[str, str, list[str]]:
+    """``python [-P] -m MODULE ARGS`` → (python, MODULE, ARGS)."""
+    python, *rest = argv
+    if rest[:1] == ["-P"]:
+        rest = rest[1:]
+    if len(rest) < 2 or rest[0] != "-m":
+        raise ValueError(f"not a `python -m MODULE` command: {argv}")
+    return python, rest[1], rest[2:]
+
+
 def _launch(managed: Managed, go: Path, run_dir: Path, cwd: str
             ) -> tuple[subprocess.Popen[bytes], Path]:
     """``python -m MODULE ARGS`` through :mod:`netlab.vagrant.launch`: imported
-    now, running from the shared start (written to ``go`` later) plus its offset."""
-    python, flag, module, *args = managed.argv
-    assert flag == "-m", managed.argv
+    now, running from the shared start (written to ``go`` later) plus its offset.
+    ``-P``: the cwd never shadows netlab's packages."""
+    python, module, args = split_module_argv(managed.argv)
     out_path = run_dir / f"{managed.name}.out"
     ready = out_path.with_suffix(".ready")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with open(out_path, "ab") as out:
         return subprocess.Popen(
-            [python, "-m", "netlab.vagrant.launch", "--ready", str(ready), "--go", str(go),
+            [python, "-P", "-m", "netlab.vagrant.launch", "--ready", str(ready), "--go", str(go),
              "--offset-s", repr(managed.start_s), module, *args],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=cwd, close_fds=True), ready
 
@@ -183,23 +250,43 @@ def run(job: dict[str, Any]) -> int:
         if not line.startswith("start "):
             return 1
         t0_ns = int(line.split()[1])
-        staged = go.with_suffix(".tmp")
-        staged.write_text(str(t0_ns))
-        staged.rename(go)  # atomic: a launcher never reads half a number
+        write_text_atomic(go, str(t0_ns))  # a launcher never reads half a number
         for replay in job["replays"]:
             log_path = run_dir / "replay" / f"{replay['link']}.{replay['direction']}.log"
+            namespace, ifname = _interface(replay)
+            # SCHED_FIFO on the ladder's shaping rung, memory locked: inside a one-vCPU
+            # guest the endpoints must never delay a trace change
             handles.append(start_replayer(
-                None, interface_by_mac(replay["mac"]), "htb",
-                schedule_from_json(replay["schedule"]), replay["loop"], log_path,
-                netem=bool(job.get("netem", True)), start_ns=t0_ns, duration_s=duration_s))
+                namespace, ifname, "htb", schedule_from_json(replay["schedule"]),
+                replay["loop"], log_path, netem=bool(job.get("netem", True)), start_ns=t0_ns,
+                duration_s=duration_s, priority="fifo", lock_memory=True,
+                sample_interval_ns=int(job.get("sample_interval_ns", 10_000_000))))
+        watched = {h.pid: f"replayer {h.spec.ifname} (VM {job.get('vm', '?')})"
+                   for h in handles}
+        watched.update({m.proc.pid: f"{m.name.split('/')[-1]} {m.name.split('/')[1]}"
+                        for m in processes if m.proc is not None})
+        before = machine.snapshot(watched)
+        ended: dict[int, machine.ProcessCounters] = {}  # each endpoint's counters at its stop
         _say("started")
         while (elapsed := (time.monotonic_ns() - t0_ns) / 1e9) < duration_s:
             for managed in processes:
                 if elapsed >= managed.stop_s:
+                    if managed.proc is not None and managed.proc.poll() is None:
+                        at_stop = machine.snapshot({managed.proc.pid: watched[managed.proc.pid]})
+                        ended.update({p.pid: p for p in at_stop.processes})
                     _stop(managed.proc)
             ready, _, _ = select.select([clock_sock], [], [], min(0.05, duration_s - elapsed))
             if ready:
                 clock.answer(clock_sock)
+        after = machine.snapshot(watched)
+        alive = {p.pid for p in after.processes}
+        after = dataclasses.replace(after, processes=after.processes + tuple(
+            p for pid, p in ended.items() if pid not in alive))
+        load = machine.machine_load(before, after)
+        (run_dir / "node").mkdir(exist_ok=True)
+        write_text_atomic(run_dir / "node" / f"{job.get('vm', 'vm')}.json", json.dumps({
+            "vm": job.get("vm"), "machine": load.to_dict(),
+            "replayers": {f"{h.spec.ifname}": h.priority for h in handles}}, indent=1))
     finally:
         for managed in processes:
             _stop(managed.proc)

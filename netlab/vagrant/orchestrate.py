@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,17 +28,17 @@ from typing import IO, Any
 
 from netlab import paths
 from netlab.errors import NetlabError
-from netlab.fidelity import collect as collect_fidelity
-from netlab.flow_results import fairness_by_link, flow_results
-from netlab.flows import RECEIVER_HEAD_START_S, FlowProcesses, flow_commands
 from netlab.lab import netns
 from netlab.lab.plan import LabPlan, plan_from_json, plan_lab, plan_to_json
 from netlab.lab.replay import direction_schedule, shaped_directions
 from netlab.lab.shaping import UNSHAPED
-from netlab.plots import plot_run
-from netlab.results import build_results, new_run_dir, write_results
+from netlab.run.collect import fairness_by_link, flow_results
+from netlab.run.fidelity import collect as collect_fidelity
+from netlab.run.flows import RECEIVER_HEAD_START_S, FlowProcesses, flow_commands
+from netlab.run.plots import plot_run
+from netlab.run.results import build_results, new_run_dir, write_results
 from netlab.scenario.model import Scenario
-from netlab.vagrant import clock, infra, logclock
+from netlab.vagrant import clock, hostload, infra, logclock, vcpus
 from netlab.vagrant.topology import (
     DEFAULT_BOX,
     DEFAULT_CPUS,
@@ -46,8 +46,11 @@ from netlab.vagrant.topology import (
     DEFAULT_MEMORY_MB,
     VmTopology,
     build_topology,
+    endpoint_hosts,
+    fold_routers,
     guest_routes,
 )
+from shaping.fidelity.machine import MachineSnapshot
 from shaping.replay.log import read_replay_log
 from shaping.replay.process import _shape_to_json as shape_to_json
 from shaping.replay.process import schedule_to_json
@@ -59,6 +62,12 @@ WHEELS = ("numpy", "pyroute2", "setuptools", "wheel")
 #: import numpy and pyroute2 and install its shaper.
 START_LEAD_S = 6.0
 START_LEAD_PER_REPLAYER_S = 5.0
+#: How often a replayer in a VM reads its qdisc's counters.  A read (a pyroute2
+#: qdisc dump) costs 8.3 ms of an idle TCG vCPU (0.6 ms natively): at the
+#: namespace lab's 10 ms the replayer took 29 of a run's 44 s of its guest's
+#: CPU, at SCHED_FIFO, starving the receivers beside it; at 50 ms, 11.5-15 s
+#: (docs/vagrant.md).  50 ms still gives ten samples per 500 ms fidelity bin.
+VM_SAMPLE_INTERVAL_NS = 50_000_000
 SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=20",
                "-o", "ServerAliveInterval=5")
 
@@ -89,6 +98,7 @@ class VmOptions:
     driver: str = "qemu"
     max_vms: int = DEFAULT_MAX_VMS
     build_box: bool = True
+    fold: bool = True  # routers share a neighbour's VM (netlab.vagrant.topology)
 
 
 @dataclass
@@ -104,6 +114,15 @@ class VmLab:
     @property
     def ssh_config(self) -> Path:
         return self.directory / "ssh_config"
+
+    @property
+    def vm_names(self) -> list[str]:
+        return [vm["name"] for vm in self.topology["vms"]]
+
+    @property
+    def placement(self) -> dict[str, str]:
+        """host -> the VM it lives in (older labs: one VM per host)."""
+        return dict(self.topology.get("placement") or {h: h for h in self.plan.hosts})
 
     @classmethod
     def load(cls, lab: str) -> VmLab:
@@ -198,7 +217,7 @@ def ensure_wheels() -> Path:
     import numpy
     import pyroute2
 
-    argv = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:",
+    argv = [sys.executable, "-P", "-m", "pip", "download", "-q", "--only-binary=:all:",
             "--python-version", "3.11", "--implementation", "cp",
             "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
             "-d", str(target), f"numpy=={numpy.__version__}",
@@ -210,12 +229,13 @@ def ensure_wheels() -> Path:
     return target
 
 
-def ensure_box(options: VmOptions) -> float | None:
+def ensure_box(options: VmOptions, *, rebuild: bool = False) -> float | None:
     """The box, built locally when it is netlab's own and missing; returns build seconds."""
+    from netlab.vagrant.doctor import box_listed
+
     listing = subprocess.run(["vagrant", "box", "list"], capture_output=True, text=True,
                              check=False).stdout
-    if any(line.split()[:1] == [options.box] and "libvirt" in line
-           for line in listing.splitlines()):
+    if box_listed(listing, options.box) and not rebuild:
         return None
     if options.box != DEFAULT_BOX or not options.build_box:
         raise NetlabError(f"the Vagrant box {options.box} (libvirt) is not installed",
@@ -229,24 +249,55 @@ def ensure_box(options: VmOptions) -> float | None:
     return time.monotonic() - started
 
 
-def node_setup_job(plan: LabPlan, topology: VmTopology, host: str,
+def interface_ref(placement: dict[str, str], macs: dict[tuple[str, str], str], host: str,
+                  link: str, ifname: str) -> dict[str, Any]:
+    """Where one plan interface is inside its VM: the VM's own host finds its tunnel
+    NIC by MAC; a folded host's interfaces (tunnel NIC or veth) and every veth carry
+    the plan's name, in the host's namespace (None: the VM's own)."""
+    vm = placement[host]
+    namespace = None if host == vm else host
+    mac = macs.get((vm, link))
+    if namespace is None and mac is not None:
+        return {"namespace": None, "mac": mac}
+    return {"namespace": namespace, "ifname": ifname}
+
+
+def node_setup_job(plan: LabPlan, topology: VmTopology, vm: str,
                    base_dir: Path | None = None) -> dict[str, Any]:
-    """Addresses, routes, sysctls and each shaped egress's first shape (as
-    the namespace lab's build does with tc)."""
-    macs = {nic.link: nic.mac for nic in topology.vms[host]}
-    shapes = []
-    for iface in plan.hosts[host].interfaces:
-        if iface.egress.shape == UNSHAPED and iface.egress.trace is None:
-            continue
-        first = direction_schedule(iface, base_dir, 1.0).changes[0].shape
-        shapes.append({"mac": macs[iface.link], "shape": shape_to_json(first)})
-    return {
-        "interfaces": [{"mac": nic.mac, "address": str(nic.address)}
-                       for nic in topology.vms[host]],
-        "routes": guest_routes(plan, host),
-        "sysctls": plan.hosts[host].sysctls,
-        "shapes": shapes,
-    }
+    """One VM's data plane: its folded hosts' namespaces, tunnel NICs (found by MAC,
+    moved into a folded host's namespace and renamed as in the plan), veth pairs for
+    the links inside it, addresses, routes, sysctls and each shaped egress's first
+    shape (as the namespace lab's build does with tc)."""
+    placement = topology.placement or {host: host for host in plan.hosts}
+    hosts = [host for host in plan.hosts if placement[host] == vm]
+    macs = {(name, nic.link): nic.mac for name, nics in topology.vms.items() for nic in nics}
+    inner = {i.link for i in topology.inner_links if i.vm == vm}
+    job: dict[str, Any] = {"namespaces": [h for h in hosts if h != vm], "interfaces": [],
+                           "veths": [], "routes": [], "sysctls": [], "shapes": []}
+    for link in inner:
+        end_a, end_b = plan.links[link]
+        job["veths"].append({"link": link, "ends": [
+            {"namespace": None if end.host == vm else end.host, "ifname": end.name}
+            for end in (end_a, end_b)]})
+    for host in hosts:
+        namespace = None if host == vm else host
+        for iface in plan.hosts[host].interfaces:
+            entry: dict[str, Any] = {"namespace": namespace, "ifname": iface.name,
+                                     "address": str(iface.address)}
+            if iface.link not in inner:  # a tunnel NIC: renamed only in a folded host
+                entry["mac"] = macs[(vm, iface.link)]
+            job["interfaces"].append(entry)
+            if iface.egress.shape == UNSHAPED and iface.egress.trace is None:
+                continue
+            first = direction_schedule(iface, base_dir, 1.0).changes[0].shape
+            job["shapes"].append({**interface_ref(placement, macs, host, iface.link,
+                                                  iface.name), "shape": shape_to_json(first)})
+        job["routes"] += [{"namespace": namespace, "destination": destination, "via": via}
+                          for destination, via in guest_routes(plan, host,
+                                                               own_vm=namespace is None)]
+        job["sysctls"] += [{"namespace": namespace, "key": key, "value": value}
+                           for key, value in plan.hosts[host].sysctls.items()]
+    return job
 
 
 def up(scenario: Scenario, options: VmOptions, subnet: Any = None,
@@ -258,10 +309,12 @@ def up(scenario: Scenario, options: VmOptions, subnet: Any = None,
     plan = plan_lab(scenario, subnet or scenario.subnet or choose_subnet(scenario.name))
     directory = state_dir(plan.lab)
     directory.mkdir(parents=True, exist_ok=True)
+    placement = fold_routers(plan, endpoint_hosts(scenario)) if options.fold else None
     topology = build_topology(
         plan, source=str(scenario.source or scenario.name), box=options.box,
         memory_mb=options.memory_mb, cpus=options.cpus, driver=options.driver,
-        project=str(project_root()), wheels=str(ensure_wheels()), max_vms=options.max_vms)
+        project=str(project_root()), wheels=str(ensure_wheels()), max_vms=options.max_vms,
+        placement=placement)
     (directory / "topology.json").write_text(json.dumps(topology.to_json(), indent=1))
     built = ensure_box(options)
     if built is not None:
@@ -270,17 +323,32 @@ def up(scenario: Scenario, options: VmOptions, subnet: Any = None,
     lab.save()
     with in_vm_namespace():
         started = time.monotonic()
-        vagrant(directory, "up", "--parallel", "--provider", "libvirt")
+        _up_recorded(directory, topology)
         timings["vms_up_s"] = time.monotonic() - started
         lab.ssh_config.write_text(vagrant(directory, "ssh-config", capture=True))
-        for host in plan.hosts:
+        for vm in topology.vms:
             job = json.dumps(node_setup_job(
-                plan, topology, host, scenario.source.parent if scenario.source else None))
-            out = ssh(lab.ssh_config, host,
-                      f"sudo {VM_PYTHON} -m netlab.vagrant.node setup /dev/stdin", stdin=job)
-            lab.nodes[host] = json.loads(out.strip().splitlines()[-1])
+                plan, topology, vm, scenario.source.parent if scenario.source else None))
+            out = ssh(lab.ssh_config, vm,
+                      f"sudo {VM_PYTHON} -P -m netlab.vagrant.node setup /dev/stdin", stdin=job)
+            lab.nodes[vm] = json.loads(out.strip().splitlines()[-1])
         lab.save()
     return lab, timings
+
+
+def _up_recorded(directory: Path, topology: VmTopology) -> None:
+    """``vagrant up``, with the libvirt objects it makes recorded for teardown: the
+    domains' and network's names before they exist, whatever else it made after, even
+    when it fails half way (a name already defined before is not netlab's)."""
+    before = infra.libvirt_objects()
+    intended = {f"domain {topology.prefix}{vm}" for vm in topology.vms}
+    intended.add(f"network {topology.management_network}")
+    infra.record(intended - before)
+    try:
+        vagrant(directory, "up", "--parallel", "--provider", "libvirt")
+    finally:
+        infra.record(infra.made_by_up(before, infra.libvirt_objects(), topology.prefix,
+                                      topology.management_network))
 
 
 # -- a run ----------------------------------------------------------------------------
@@ -300,16 +368,18 @@ def build_jobs(scenario: Scenario, plan: LabPlan, topology: dict[str, Any], vm_d
     """Each VM's job (replays and processes on its clock) and the flows as the
     namespace runner would see them (for result collection)."""
     macs = {(vm["name"], nic["link"]): nic["mac"] for vm in topology["vms"] for nic in vm["nics"]}
+    placement = topology.get("placement") or {host: host for host in plan.hosts}
     base_dir = scenario.source.parent if scenario.source else None
     total_s = RECEIVER_HEAD_START_S + scenario.duration_s
     jobs: dict[str, dict[str, Any]] = {
-        host: {"run_dir": vm_dir, "cwd": vm_dir, "duration_s": total_s, "netem": True,
-               "replays": [],
-               "processes": []} for host in plan.hosts}
+        vm["name"]: {"vm": vm["name"], "run_dir": vm_dir, "cwd": vm_dir, "duration_s": total_s,
+                     "netem": True, "sample_interval_ns": VM_SAMPLE_INTERVAL_NS,
+                     "replays": [], "processes": []} for vm in topology["vms"]}
     for link, direction, iface in shaped_directions(plan):
         schedule = direction_schedule(iface, base_dir, scenario.duration_s)
-        jobs[iface.host]["replays"].append({
-            "link": link, "direction": direction, "mac": macs[(iface.host, link)],
+        jobs[placement[iface.host]]["replays"].append({
+            "link": link, "direction": direction,
+            **interface_ref(placement, macs, iface.host, link, iface.name),
             "schedule": schedule_to_json(schedule), "loop": iface.egress.trace_loop})
     flows: list[FlowProcesses] = []
     index = 0
@@ -323,10 +393,11 @@ def build_jobs(scenario: Scenario, plan: LabPlan, topology: dict[str, Any], vm_d
         stop_s = RECEIVER_HEAD_START_S + end_s
         for role in ("receiver", "sender"):
             host = flow.dst if role == "receiver" else flow.src
-            jobs[host].setdefault("dirs", []).append(str(vm_flow_dir / role))
-        jobs[flow.dst]["processes"].append({"name": f"flows/{flow.id}/receiver/receiver",
-                                            "argv": receiver, "start_s": 0.0, "stop_s": stop_s})
-        jobs[flow.src]["processes"].append({
+            jobs[placement[host]].setdefault("dirs", []).append(str(vm_flow_dir / role))
+        jobs[placement[flow.dst]]["processes"].append({
+            "name": f"flows/{flow.id}/receiver/receiver", "argv": receiver, "start_s": 0.0,
+            "stop_s": stop_s})
+        jobs[placement[flow.src]]["processes"].append({
             "name": f"flows/{flow.id}/sender/sender", "argv": sender,
             "start_s": RECEIVER_HEAD_START_S + flow.start_s, "stop_s": stop_s})
         flows.append(FlowProcesses(flow, Path("flows") / flow.id, receiver, sender))
@@ -386,7 +457,7 @@ def run(lab: VmLab, scenario: Scenario, out_base: Path, log: IO[str] | None = No
                     stdin=json.dumps(node.job))
                 node.proc = subprocess.Popen(
                     ssh_argv(lab.ssh_config, node.host,
-                             f"sudo {VM_PYTHON} -m netlab.vagrant.node run {vm_dir}/job.json"),
+                             f"sudo {VM_PYTHON} -P -m netlab.vagrant.node run {vm_dir}/job.json"),
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                     text=True, bufsize=1)
             prepared = time.monotonic()
@@ -397,24 +468,11 @@ def run(lab: VmLab, scenario: Scenario, out_base: Path, log: IO[str] | None = No
                 say(f"clock {node.host}: offset {node.model.before.offset_ns / 1e9:.3f} s "
                     f"± {node.model.uncertainty_ns / 1e6:.3f} ms")
             say(f"endpoints imported and clocks measured in {time.monotonic() - prepared:.1f} s")
-            replayers = max(len(node.job["replays"]) for node in nodes)
-            t0 = time.monotonic_ns() + int((START_LEAD_S + START_LEAD_PER_REPLAYER_S * replayers)
-                                           * 1e9)
-            for node in nodes:
-                assert node.proc is not None and node.proc.stdin is not None
-                assert node.model is not None
-                node.proc.stdin.write(f"start {node.model.to_vm(t0)}\n")
-                node.proc.stdin.flush()
-            for node in nodes:
-                assert node.proc is not None
-                _read_word(node.proc, "started", node.host, 60)
-            if time.monotonic_ns() > t0:
-                say("warning: a node was ready only after the shared start")
-            total_s = RECEIVER_HEAD_START_S + scenario.duration_s
-            for node in nodes:
-                assert node.proc is not None
-                _read_word(node.proc, "done", node.host, total_s + 60)
-            end_ns = time.monotonic_ns()
+            threads = vcpus.lab_threads(lab.topology["prefix"], lab.vm_names)
+            with vcpus.raised(threads) as priorities:
+                host_before = hostload.host_snapshot(threads)
+                t0, end_ns = _timed_run(nodes, RECEIVER_HEAD_START_S + scenario.duration_s, say)
+                host_after = hostload.host_snapshot(threads)
             for node in nodes:
                 assert node.model is not None and node.proc is not None
                 node.model = _clock_model(sock, addresses[node.host], node.clock_port,
@@ -432,10 +490,32 @@ def run(lab: VmLab, scenario: Scenario, out_base: Path, log: IO[str] | None = No
         for node in nodes:
             _gather(lab.ssh_config, node.host, vm_dir, run_dir)
     models = {node.host: node.model for node in nodes if node.model is not None}
-    return _results(lab, scenario, run_dir, flows, models, t0, end_ns, started)
+    return _results(lab, scenario, run_dir, flows, models, t0, end_ns, started,
+                    (host_before, host_after), priorities)
 
 
-CODE_PACKAGES = ("netlab", "shaping", "endpoints")
+def _timed_run(nodes: list[NodeJob], total_s: float, say: Callable[[str], None]
+               ) -> tuple[int, int]:
+    """The shared start sent to every node, then their end; returns (t0, end) in ns."""
+    replayers = max(len(node.job["replays"]) for node in nodes)
+    t0 = time.monotonic_ns() + int((START_LEAD_S + START_LEAD_PER_REPLAYER_S * replayers) * 1e9)
+    for node in nodes:
+        assert node.proc is not None and node.proc.stdin is not None
+        assert node.model is not None
+        node.proc.stdin.write(f"start {node.model.to_vm(t0)}\n")
+        node.proc.stdin.flush()
+    for node in nodes:
+        assert node.proc is not None
+        _read_word(node.proc, "started", node.host, 60)
+    if time.monotonic_ns() > t0:
+        say("warning: a node was ready only after the shared start")
+    for node in nodes:
+        assert node.proc is not None
+        _read_word(node.proc, "done", node.host, total_s + 60)
+    return t0, time.monotonic_ns()
+
+
+CODE_PACKAGES = ("labcore", "netlab", "shaping", "endpoints")
 
 
 def sync_code(config: Path, hosts: list[str]) -> None:
@@ -475,17 +555,24 @@ def _gather(config: Path, host: str, vm_dir: str, run_dir: Path) -> None:
 
 
 def _results(lab: VmLab, scenario: Scenario, run_dir: Path, flows: list[FlowProcesses],
-             models: dict[str, clock.ClockModel], t0: int, end_ns: int, started: float) -> Path:
+             models: dict[str, clock.ClockModel], t0: int, end_ns: int, started: float,
+             host: tuple[MachineSnapshot, MachineSnapshot],
+             priorities: dict[str, int | None]) -> Path:
+    placement = lab.placement
     for fp in flows:
         fp.directory = run_dir / fp.directory
-        logclock.to_driver_clock(fp.directory, models[fp.flow.src], models[fp.flow.dst])
+        logclock.to_driver_clock(fp.directory, models[placement[fp.flow.src]],
+                                 models[placement[fp.flow.dst]])
     replay_logs = {}
     for path in sorted((run_dir / "replay").glob("*.log")):
         link, direction = path.name[:-len(".log")].rsplit(".", 1)
         replay_logs[(link, direction)] = read_replay_log(path)
     base_dir = scenario.source.parent if scenario.source else None
+    guests = hostload.guest_loads(run_dir)
+    machine = hostload.combined(*host, guests)
     fidelity = collect_fidelity(lab.plan, probes=[], replay_logs=replay_logs, user_links={},
-                                start_ns=t0, base_dir=base_dir)
+                                start_ns=t0, base_dir=base_dir, machine=machine,
+                                sample_interval_ns=VM_SAMPLE_INTERVAL_NS)
     flow_entries = flow_results(flows, lab.plan, run_dir, start_ns=t0, end_ns=end_ns,
                                 base_dir=base_dir)
     results = build_results(scenario, "kernel", flow_entries, fidelity, started=started,
@@ -494,7 +581,8 @@ def _results(lab: VmLab, scenario: Scenario, run_dir: Path, flows: list[FlowProc
     results["kernel"] = ", ".join(sorted(k for k in kernels if k)) or results["kernel"]
     results["fairness"] = fairness_by_link(flow_entries, lab.plan)
     results["vagrant"] = {
-        "vms": sorted(lab.plan.hosts), "netem": {h: n.get("netem") for h, n in lab.nodes.items()},
+        "vms": lab.vm_names, "placement": placement,
+        "netem": {h: n.get("netem") for h, n in lab.nodes.items()},
         "memory_mb": lab.topology["memory_mb"], "cpus": lab.topology["cpus"],
         "driver": lab.topology["driver"], "box": lab.topology["box"],
         "clock": {host: {"offset_ns": m.before.offset_ns, "drift_ppm": m.drift_ppm,
@@ -502,6 +590,10 @@ def _results(lab: VmLab, scenario: Scenario, run_dir: Path, flows: list[FlowProc
                   for host, m in models.items()},
         "delay_uncertainty_ms": max((m.uncertainty_ns for m in models.values()), default=0) * 2
         / 1e6,
+        # the host's CPUs and the VMs' vCPU threads; inside each VM its CPU, its
+        # replayers' and endpoints' scheduling, and the priority each replayer got
+        "machine": {"host": hostload.machine_load(*host).to_dict(), "guests": guests,
+                    "vcpu_nice": priorities},
     }
     write_results(run_dir, results)
     plot_run(run_dir)

@@ -54,6 +54,17 @@ class CapacityBins:
         errors = self.errors()
         return float(errors.mean()) if errors.size else None
 
+    def counted_bins(self, start_ns: int) -> list[dict[str, float]]:
+        """Each counted bin as ``{t_s, asked_bps, delivered_bps}`` (``t_s`` from ``start_ns``).
+
+        The verdict judges bins one by one: a mean error can hide a bin
+        that delivered nothing.
+        """
+        index = np.flatnonzero(self.counted)
+        return [{"t_s": round((int(self.edges_ns[k]) - start_ns) / 1e9, 3),
+                 "asked_bps": round(float(self.asked_bps[k])),
+                 "delivered_bps": round(float(self.delivered_bps[k]))} for k in index]
+
 
 def bin_edges(start_ns: int, end_ns: int, bin_s: float = DEFAULT_BIN_S) -> IntArray:
     """Whole bins from the replay start (a partial last bin is dropped)."""
@@ -90,13 +101,32 @@ def asked_from_trace(trace: Trace, start_ns: int, end_ns: int) -> StepSeries:
     return step_series(times, values)
 
 
+def delay_line_bytes(changes: npt.NDArray[Any]) -> StepSeries:
+    """Bytes netem's delay line holds at the applied rate, from a replay's change log.
+
+    netem is the leaf under htb: a packet waits its delay there before htb may
+    take it, so the tree's backlog includes every packet merely in flight, up
+    to rate x (delay + jitter) on a link that is not the bottleneck at all.
+    Only a queue deeper than that says the rate was the limit.  Times are when
+    each change was applied (what the qdisc held); an unshaped rate holds none.
+    """
+    order = np.argsort(changes["applied_ns"], kind="stable")
+    rate = changes["rate_bps"][order].astype(np.float64)
+    held = np.where(rate > 0, rate, 0.0) * (changes["delay_s"][order]
+                                           + changes["jitter_s"][order]) / 8.0
+    return step_series(changes["applied_ns"][order], held)
+
+
 def kernel_bins(samples: npt.NDArray[Any], asked: StepSeries, edges_ns: IntArray,
-                sample_interval_ns: int = 10_000_000) -> CapacityBins:
+                sample_interval_ns: int = 10_000_000,
+                in_flight: StepSeries | None = None) -> CapacityBins:
     """Bins from the shaping qdisc's counters (replay log samples).
 
     Delivered bytes in a bin are the byte counter interpolated linearly at the
     bin's edges; the bin is backlogged when every sample in it (edges
-    included, within half a sampling interval) saw a non-empty queue.
+    included, within half a sampling interval) saw a queue: any packet, or,
+    with ``in_flight`` (:func:`delay_line_bytes`), more bytes than netem's
+    delay line holds at the asked rate.
     """
     t = samples["t_ns"].astype(np.int64)
     count = len(edges_ns) - 1
@@ -110,6 +140,9 @@ def kernel_bins(samples: npt.NDArray[Any], asked: StepSeries, edges_ns: IntArray
         widths_s = np.diff(edges_ns).astype(np.float64) / 1e9
         delivered = np.diff(at_edges) * 8.0 / widths_s
         queued = (samples["backlog_packets"] > 0) | (samples["backlog_bytes"] > 0)
+        if in_flight is not None:
+            allowance = np.nan_to_num(in_flight.at(t), nan=0.0)
+            queued = np.where(allowance > 0, samples["backlog_bytes"] > allowance, queued)
         slack = sample_interval_ns // 2
         for k in range(count):
             lo = int(np.searchsorted(t, edges_ns[k] - slack, side="left"))

@@ -19,6 +19,7 @@ from shaping.fidelity.capacity import (
     asked_from_changes,
     asked_from_trace,
     bin_edges,
+    delay_line_bytes,
     kernel_bins,
     packet_bins,
 )
@@ -63,11 +64,14 @@ def kernel_direction(
     bin_s: float = DEFAULT_BIN_S,
     sample_interval_ns: int = 10_000_000,
     delay_errors: npt.ArrayLike | None = None,
+    trace: Trace | None = None,
 ) -> DirectionFidelity:
     """Fidelity of a direction shaped by tc and driven by the replayer.
 
     ``end_ns`` bounds the bins (default: the last counter sample); bins start
-    at the first sample.  Loss is
+    at the first sample.  With ``trace`` the asked capacity is the trace's
+    own (what Mahimahi would deliver), not the replayed steps, so what the
+    binning and outage handling change is judged too.  Loss is
     judged only where the tree had netem (its drops are counted apart).
     """
     changes, samples = log.changes, log.samples
@@ -80,9 +84,13 @@ def kernel_direction(
         # start): the byte counter is known only between samples.
         last = int(samples["t_ns"][-1]) if end_ns is None else end_ns
         edges = bin_edges(max(log.start_ns, int(samples["t_ns"][0])), last, bin_s)
-        bins = kernel_bins(samples, asked_from_changes(changes), edges, sample_interval_ns)
+        asked = (asked_from_trace(trace, log.start_ns, last) if trace is not None
+                 else asked_from_changes(changes))
+        bins = kernel_bins(samples, asked, edges, sample_interval_ns,
+                           in_flight=delay_line_bytes(changes) if len(changes) else None)
         entry.capacity_bins_total = len(edges) - 1
         entry.capacity_bins = int(bins.counted.sum())
+        entry.capacity_by_bin = bins.counted_bins(log.start_ns)
         entry.capacity_mape = bins.mape()
         errors = bins.errors()
         entry.capacity_err_max = float(errors.max()) if errors.size else None
@@ -99,7 +107,8 @@ def kernel_direction(
             entry.loss_packets = arrived
             entry.notes.append("kernel loss asked is time-weighted (no per-packet log)")
     if delay_errors is not None:
-        entry.delay_err_ms = percentiles_ms(np.abs(np.asarray(delay_errors)), ("p50", "p99"))
+        entry.delay_err_ms = percentiles_ms(np.abs(np.asarray(delay_errors)),
+                                            ("p50", "p99", "p999", "max"))
     return entry
 
 
@@ -126,7 +135,7 @@ def userlink_direction(
     timing = timing_errors_ns(changes)
     entry.changes = len(timing)
     entry.timing_err_ms = percentiles_ms(timing)
-    entry.delay_err_ms = percentiles_ms(delay_errors_ns(packets), ("p50", "p99"))
+    entry.delay_err_ms = percentiles_ms(delay_errors_ns(packets), ("p50", "p99", "p999", "max"))
     if len(packets):
         stop = end_ns if end_ns is not None else int(
             max(packets["arrival_ns"].max(), packets["departure_ns"].max()))
@@ -141,6 +150,7 @@ def userlink_direction(
         bins = packet_bins(packets, asked, edges, served_ns=served, overhead_bytes=overhead)
         entry.capacity_bins_total = len(edges) - 1
         entry.capacity_bins = int(bins.counted.sum())
+        entry.capacity_by_bin = bins.counted_bins(start_ns)
         entry.capacity_mape = bins.mape()
         errors = bins.errors()
         entry.capacity_err_max = float(errors.max()) if errors.size else None

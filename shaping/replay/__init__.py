@@ -9,7 +9,8 @@ applied time of every change and the shaping qdisc's counters every 10 ms
 
 from __future__ import annotations
 
-from shaping.replay.clock import Priority, raise_priority, sleep_until_ns
+from labcore.priority import Priority, raise_priority
+from shaping.replay.clock import sleep_until_ns
 from shaping.replay.log import ReplayLog, ReplayLogWriter, read_replay_log
 from shaping.replay.process import ReplayDone, ReplayerHandle, ReplayerSpec, start_replayer
 from shaping.replay.replayer import ReplayOutcome, run_replay

@@ -9,7 +9,9 @@ import sys
 import time
 from types import FrameType
 
-from shaping.replay.clock import raise_priority
+from labcore import netns
+from labcore.priority import SHAPING, raise_priority
+from labcore.startgate import read_start
 from shaping.replay.log import ReplayLogWriter
 from shaping.replay.process import DEFAULT_LEAD_NS, ReplayerSpec
 from shaping.replay.replayer import run_replay
@@ -32,29 +34,36 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_term)
 
     # Enter the namespace first: sockets are bound to the namespace they were
-    # opened in (DESIGN.md: open devices after setns()).
+    # opened in (docs/design.md: open devices after setns()).
     if spec.namespace:
-        from pyroute2 import netns
-
-        netns.setns(spec.namespace)
+        netns.enter(spec.namespace)
     from pyroute2 import IPRoute
 
     from shaping.tc import make_shaper
 
-    priority = raise_priority(spec.priority, lock_memory=spec.lock_memory)
+    priority = raise_priority(spec.priority, SHAPING, lock_memory=spec.lock_memory)
     with IPRoute() as ipr:
         shaper = make_shaper(spec.strategy, ipr, spec.ifname, netem=spec.netem)  # type: ignore[arg-type]
         shaper.apply(spec.schedule.first_shape)
-        start_ns = spec.start_ns if spec.start_ns is not None else (
-            time.monotonic_ns() + DEFAULT_LEAD_NS)
-        until_ns = None if spec.duration_s is None else start_ns + round(spec.duration_s * 1e9)
-        period_ns = round(spec.schedule.period_s * 1e9)
-        log = ReplayLogWriter(spec.log_path, start_ns, period_ns, spec.schedule.loop)
         shaper.stats()  # warm pyroute2's parser before the clock starts
         gc.collect()
         gc.freeze()  # setup objects leave the collector's view: shorter pauses in the loop
-        print(f"ready {start_ns} {priority.describe()}", flush=True)
+        if spec.gated:  # the run's one time zero comes on stdin once every part is ready
+            print(f"ready gated {priority.describe()}", flush=True)
+            given = read_start(sys.stdin.fileno(), lambda: stopping)
+            if given is None:
+                print("done stopped applied=0 skipped=0 samples=0", flush=True)
+                return 0
+            start_ns = given
+        else:
+            start_ns = spec.start_ns if spec.start_ns is not None else (
+                time.monotonic_ns() + DEFAULT_LEAD_NS)
+            print(f"ready {start_ns} {priority.describe()}", flush=True)
+        until_ns = None if spec.duration_s is None else start_ns + round(spec.duration_s * 1e9)
+        period_ns = round(spec.schedule.period_s * 1e9)
+        log = ReplayLogWriter(spec.log_path, start_ns, period_ns, spec.schedule.loop)
         try:
+
             outcome = run_replay(
                 spec.schedule,
                 shaper.change,

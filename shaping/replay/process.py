@@ -8,7 +8,13 @@ its netlink sockets, installs the shaper with the first shape, reports
 ``ready`` with the start time, and then replays until the schedule ends or
 it receives SIGTERM.  It never removes the shaping: the lab owns teardown.
 
-Protocol on the child's stdout: ``ready <start_ns> <priority>`` once, then
+A lab starts its replayers *gated*: each gets ready (about half a second:
+interpreter, pyroute2, shaper) and then waits for the run's one time zero on
+its stdin (:mod:`labcore.startgate`), which the lab hands to every replayer,
+user-space link and flow at once, after the slowest of them is ready.
+
+Protocol on the child's stdout: ``ready <start_ns> <priority>`` once
+(``ready gated <priority>`` when it waits for its start), then
 ``done <reason> applied=<n> skipped=<n> samples=<n>`` at the end.
 """
 
@@ -26,9 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labcore.startgate import send_start
 from shaping.errors import ShapingError
 from shaping.replay.schedule import Change, Schedule
 from shaping.spec import LinkShape, QueueLimit
+
+#: The packages' root, first on the child's PYTHONPATH: it starts with ``-P`` (no cwd
+#: on sys.path), so an uninstalled checkout must be named.
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 READY_TIMEOUT_S = 20.0
 
@@ -92,6 +103,7 @@ class ReplayerSpec:
     priority: str = "fifo"
     sample_interval_ns: int = 10_000_000
     lock_memory: bool = False
+    gated: bool = False  # the start instant comes on stdin (labcore.startgate)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -107,6 +119,7 @@ class ReplayerSpec:
                 "priority": self.priority,
                 "sample_interval_ns": self.sample_interval_ns,
                 "lock_memory": self.lock_memory,
+                "gated": self.gated,
             }
         )
 
@@ -125,6 +138,7 @@ class ReplayerSpec:
             priority=data["priority"],
             sample_interval_ns=int(data["sample_interval_ns"]),
             lock_memory=bool(data["lock_memory"]),
+            gated=bool(data.get("gated", False)),
         )
 
 
@@ -157,7 +171,7 @@ class ReplayerHandle:
                  priority: str) -> None:
         self.spec = spec
         self.pid = proc.pid
-        self.start_ns = start_ns  # CLOCK_MONOTONIC time of deadline 0
+        self.start_ns = start_ns  # CLOCK_MONOTONIC time of deadline 0 (0: gated, not given yet)
         self.priority = priority  # what the process obtained: fifo | nice | none (+ extras)
         self.log_path = spec.log_path
         self._proc = proc
@@ -165,6 +179,21 @@ class ReplayerHandle:
 
     def running(self) -> bool:
         return self._proc.poll() is None
+
+    def start_at(self, start_ns: int) -> None:
+        """Give a gated replayer its start instant (CLOCK_MONOTONIC); once."""
+        stdin = self._proc.stdin
+        if not self.spec.gated or stdin is None or stdin.closed:
+            raise ShapingError("this replayer is not waiting for a start",
+                               where=f"replayer pid {self.pid} ({self.spec.ifname})",
+                               fix="start it with start_replayer(..., gated=True) and give "
+                                   "its start once")
+        try:
+            send_start(stdin, start_ns)
+        except BrokenPipeError:
+            raise _start_error(self.spec, stderr_path_for(self.log_path),
+                               "it exited before its start", self._proc.poll()) from None
+        self.start_ns = start_ns
 
     def wait(self, timeout: float | None = None) -> ReplayDone:
         """Wait for a non-looping (or time-bounded) replay to end by itself."""
@@ -189,6 +218,10 @@ class ReplayerHandle:
     def _collect(self) -> ReplayDone:
         if self.done is not None:
             return self.done
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self._proc.stdin.close()
+
         text = b""
         if self._proc.stdout is not None:
             text = self._proc.stdout.read() or b""
@@ -219,6 +252,7 @@ def start_replayer(
     priority: str = "fifo",
     sample_interval_ns: int = 10_000_000,
     lock_memory: bool = False,
+    gated: bool = False,
 ) -> ReplayerHandle:
     """Start replaying ``schedule`` on the egress of ``ifname`` in ``namespace``.
 
@@ -228,22 +262,27 @@ def start_replayer(
     ``start_ns`` (CLOCK_MONOTONIC) lets several replayers share one epoch;
     by default the replay starts 50 ms after the process is ready.
     ``duration_s`` ends the replay that long after the start.  Returns once
-    the shaper is installed and the start time is known.
+    the shaper is installed and the start time is known; ``gated``: once it
+    is ready, and the replay starts at ``handle.start_at(ns)``.
     """
     if loop is not None and loop != schedule.loop:
         schedule = Schedule(schedule.changes, schedule.period_s, loop)
     if netem is None:
         netem = any(c.shape.needs_netem for c in schedule.changes)
-    spec = ReplayerSpec(namespace, ifname, strategy, schedule, log_path, netem, start_ns,
-                        duration_s, priority, sample_interval_ns, lock_memory)
+    spec = ReplayerSpec(namespace, ifname, strategy, schedule, log_path, netem,
+                        None if gated else start_ns, duration_s, priority, sample_interval_ns,
+                        lock_memory, gated)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     spec_file = spec_path_for(log_path)
     spec_file.write_text(spec.to_json())
     err_path = stderr_path_for(log_path)
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shaping.replay", "--spec", str(spec_file)],
-            stdin=subprocess.DEVNULL,
+            [sys.executable, "-P", "-m", "shaping.replay", "--spec", str(spec_file)],
+            cwd=spec_file.parent,  # -P and a fixed cwd: the caller's cwd never shadows shaping
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                filter(None, (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH"))))},
+            stdin=subprocess.PIPE if gated else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=err,
             start_new_session=True,  # a Ctrl-C for the lab does not cut the replay mid-teardown
@@ -252,13 +291,15 @@ def start_replayer(
     assert proc.stdout is not None
     line = _read_line(proc, READY_TIMEOUT_S)
     words = line.split()
-    if len(words) < 3 or words[0] != "ready":
+    if len(words) < 3 or words[0] != "ready" or not (words[1].isdigit() or words[1] == "gated"):
         if proc.poll() is None:
             proc.kill()
         proc.wait()
         proc.stdout.close()
-        raise _start_error(spec, err_path, line, proc.returncode)
-    return ReplayerHandle(spec, proc, int(words[1]), words[2])
+        if proc.stdin is not None:
+            proc.stdin.close()
+        raise _start_error(spec, err_path, f"it said {line!r}", proc.returncode)
+    return ReplayerHandle(spec, proc, 0 if words[1] == "gated" else int(words[1]), words[2])
 
 
 def _read_line(proc: subprocess.Popen[bytes], timeout_s: float) -> str:
@@ -282,7 +323,7 @@ def _start_error(spec: ReplayerSpec, err_path: Path, said: str, code: int | None
         tail = err_path.read_text(errors="replace").strip().splitlines()[-6:]
     except OSError:
         tail = []
-    detail = " | ".join(tail) if tail else f"it said {said!r} (exit status {code})"
+    detail = " | ".join(tail) if tail else f"{said} (exit status {code})"
     where = f"interface {spec.ifname}"
     if spec.namespace:
         where += f" in namespace {spec.namespace}"

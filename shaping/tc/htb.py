@@ -2,7 +2,7 @@
 
 HTB is the default for trace replay: changing a class keeps its tokens,
 whereas tbf refills its bucket on every change (re-setting the same rate
-every 10 ms delivered 1.10x the rate, DESIGN.md "Facts measured").
+every 10 ms delivered 1.10x the rate, docs/design.md "Facts measured").
 Tree: ``htb 1: default 10`` -> class ``1:10`` -> leaf (fifo or netem).
 """
 

@@ -10,7 +10,6 @@ lookup, offload settings, statistics).
 
 from __future__ import annotations
 
-import ctypes
 import errno as errno_codes
 import fcntl
 import os
@@ -19,6 +18,7 @@ import struct
 import threading
 from typing import Any
 
+from labcore import netns
 from shaping.errors import ShapingError
 from shaping.tc.offload import set_offloads
 from shaping.tc.ops import LinkOp, TcOp
@@ -44,7 +44,6 @@ NETLINK_EXT_ACK = 11
 NLMSGERR_ATTR_MSG = 1
 
 SIOCGSKNS = 0x894C  # linux/sockios.h: namespace of a socket, as a new fd
-CLONE_NEWNET = 0x40000000
 
 _FLAGS = {
     "add": NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
@@ -54,13 +53,6 @@ _FLAGS = {
 }
 
 _setns_lock = threading.Lock()
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
 
 
 def netlink_socket_beside(ipr: Any) -> socket.socket:
@@ -69,14 +61,14 @@ def netlink_socket_beside(ipr: Any) -> socket.socket:
     Switches only this thread into the namespace, and back, under a lock.
     """
     ns_fd = fcntl.ioctl(ipr.fileno(), SIOCGSKNS)
-    own_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    own_fd = os.open(netns.THREAD_NETNS, os.O_RDONLY)
     try:
         with _setns_lock:
-            _setns(ns_fd)
+            netns.setns_fd(ns_fd, "the pyroute2 socket's namespace")
             try:
                 sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
             finally:
-                _setns(own_fd)
+                netns.setns_fd(own_fd, "the thread's own namespace")
     finally:
         os.close(ns_fd)
         os.close(own_fd)

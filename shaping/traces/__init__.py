@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from shaping.traces import corpus, genet, mahimahi, opennetlab, pensieve
+from shaping.traces import budgets, corpus, genet, mahimahi, opennetlab, pensieve
 from shaping.traces._jsonloc import load_located_json
 from shaping.traces.errors import TraceError
 from shaping.traces.generator import GenetParams, generate, steps
@@ -86,6 +86,7 @@ def parse_trace(
     text: str, *, file: str = "<text>", name: str = "", format: str | None = None
 ) -> Trace:
     """Parse trace text in ``format`` (detected from the content when None)."""
+    budgets.check_file_size(len(text), file)
     fmt = format or detect_format(text, file)
     if fmt in ("opennetlab", "genet"):
         document = load_located_json(text, file)
@@ -135,6 +136,7 @@ def load_trace(
     if format is not None and format not in FORMATS:
         raise _unknown_format(format, str(path))
     try:
+        budgets.check_file_size(path.stat().st_size, str(path))
         text = path.read_bytes().decode("utf-8")  # keep CR: mm-link rejects CR LF files
     except UnicodeDecodeError:
         raise TraceError(

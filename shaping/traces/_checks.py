@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Mapping
 
 from shaping.traces._jsonloc import LocatedDict, LocatedList
+from shaping.traces.budgets import UNIT_FIXES, UNIT_MAXIMA
 from shaping.traces.errors import TraceError
 
 
@@ -20,7 +21,13 @@ def number(
     positive: bool = False,
     unit: str = "",
 ) -> float:
-    """A finite JSON/text number within bounds, else a TraceError naming the field."""
+    """A finite JSON/text number within bounds, else a TraceError naming the field.
+
+    A field with a known ``unit`` and no ``maximum`` is held to its budget
+    (``budgets.UNIT_MAXIMA``)."""
+    budget_fix = ""
+    if maximum is None and unit in UNIT_MAXIMA:
+        maximum, budget_fix = UNIT_MAXIMA[unit], f"; {UNIT_FIXES[unit]}"
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TraceError(
             f"{what} must be a number{f' in {unit}' if unit else ''}, not {value!r}",
@@ -52,16 +59,18 @@ def number(
         )
     if maximum is not None and result > maximum:
         raise TraceError(
-            f"{what} is {value!r}, above the maximum {maximum:g}",
+            f"{what} is {value!r}, above the maximum {maximum:g}"
+            + (f" ({unit})" if budget_fix else ""),
             file=file,
             line=line,
             fix=f"use a value <= {maximum:g}"
-            + (" (a fraction, not a percentage)" if maximum == 1 else ""),
+            + (" (a fraction, not a percentage)" if maximum == 1 else "")
+            + budget_fix,
         )
     return result
 
 
-def text_number(token: str, *, what: str, file: str, line: int) -> float:
+def text_number(token: str, *, what: str, file: str, line: int, unit: str = "") -> float:
     """A number from a text file, with the line in the error."""
     try:
         value = float(token)
@@ -72,7 +81,7 @@ def text_number(token: str, *, what: str, file: str, line: int) -> float:
             line=line,
             fix="write plain decimal numbers",
         ) from None
-    return number(value, what=what, file=file, line=line, minimum=0.0)
+    return number(value, what=what, file=file, line=line, minimum=0.0, unit=unit)
 
 
 def obj(value: object, *, what: str, file: str, line: int | None) -> LocatedDict:

@@ -25,7 +25,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from shaping.traces import _checks
+from shaping.traces import _checks, budgets
 from shaping.traces._jsonloc import load_located_json
 from shaping.traces.errors import TraceError
 from shaping.traces.model import Trace
@@ -89,17 +89,20 @@ def from_document(document: object, file: str, name: str = "") -> Trace:
     for key in ("timestamps", "bandwidths", "delays", "loss", "queue"):
         _checks.required(top, key, where="a Genet trace", file=file, line=top.line)
 
-    def numbers(key: str, unit: str) -> tuple[list[float], list[int]]:
+    def numbers(key: str, unit: str, maximum: float | None = None
+                ) -> tuple[list[float], list[int]]:
         values = _checks.array(top[key], what=f"'{key}'", file=file, line=top.key_lines[key])
+        budgets.check_segments(len(values), file, top.key_lines[key])
         result = [
-            _checks.number(v, what=f"{key}[{i}]", file=file, line=values.item_lines[i], unit=unit)
+            _checks.number(v, what=f"{key}[{i}]", file=file, line=values.item_lines[i], unit=unit,
+                           maximum=maximum)
             for i, v in enumerate(values)
         ]
         return result, values.item_lines
 
     stamps, stamp_lines = numbers("timestamps", "s")
     mbps, _ = numbers("bandwidths", "Mbit/s")
-    delays_ms, _ = numbers("delays", "ms")
+    delays_ms, _ = numbers("delays", "ms", budgets.MAX_DELAY_S * 1e3)
     if not stamps:
         raise TraceError(
             "'timestamps' is empty: the trace has zero length",
@@ -149,6 +152,7 @@ def from_document(document: object, file: str, name: str = "") -> Trace:
                 file=file,
                 line=top.key_lines["delay_noise"],
                 unit="ms",
+                maximum=budgets.MAX_DELAY_S * 1e3,
             )
             / 1000.0
         )
@@ -200,9 +204,11 @@ def parse_csv(text: str, file: str = "<text>", name: str = "") -> Trace:
                 fix="write: seconds,Mbit/s",
             )
         stamps.append(
-            _checks.text_number(cells[0].strip(), what="Timestamp", file=file, line=number)
+            _checks.text_number(cells[0].strip(), what="Timestamp", file=file, line=number,
+                                unit="s")
         )
-        mbps.append(_checks.text_number(cells[1].strip(), what="Bandwidth", file=file, line=number))
+        mbps.append(_checks.text_number(cells[1].strip(), what="Bandwidth", file=file, line=number,
+                                        unit="Mbit/s"))
         lines.append(number)
     if not stamps:
         raise TraceError(
@@ -223,10 +229,12 @@ def parse_csv(text: str, file: str = "<text>", name: str = "") -> Trace:
 
 
 def read_json(path: Path, name: str = "") -> Trace:
+    budgets.check_file_size(path.stat().st_size, str(path))
     return parse_json(path.read_bytes().decode("utf-8"), str(path), name or path.name)
 
 
 def read_csv(path: Path, name: str = "") -> Trace:
+    budgets.check_file_size(path.stat().st_size, str(path))
     return parse_csv(path.read_bytes().decode("utf-8"), str(path), name or path.name)
 
 

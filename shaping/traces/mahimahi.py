@@ -16,13 +16,23 @@ from pathlib import Path
 
 import numpy as np
 
+from shaping.traces import budgets
 from shaping.traces.errors import TraceError
 from shaping.traces.model import MAHIMAHI_PACKET_BITS, Trace
 
 FORMAT = "mahimahi"
+#: 5 million 1504-byte opportunities: 1 Gbit/s for 60 s, or 12 Mbit/s for 83 min.
+MAX_LINES = 5_000_000
 
 
 def parse(text: str, file: str = "<text>", name: str = "") -> Trace:
+    if text.count("\n") > MAX_LINES:
+        raise TraceError(
+            f"Mahimahi trace has more than {MAX_LINES} lines (delivery opportunities)",
+            file=file,
+            line=MAX_LINES + 1,
+            fix="use a shorter or slower trace; it loops, so a shorter period repeats",
+        )
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line
@@ -56,6 +66,16 @@ def parse(text: str, file: str = "<text>", name: str = "") -> Trace:
                 line=number,
                 fix="each line must hold only digits (no sign, decimals, spaces or CR)",
             )
+        if len(line) > 12 or int(line) > budgets.MAX_SPAN_S * 1000:
+            shown = line if len(line) <= 20 else f"{line[:12]}... ({len(line)} digits)"
+            raise TraceError(
+                f"timestamp {shown} ms is beyond the longest trace netlab replays "
+                f"({budgets.MAX_SPAN_S * 1000:.0f} ms, {budgets.MAX_SPAN_TEXT})",
+                file=file,
+                line=number,
+                fix=f"cut the trace to at most {budgets.MAX_SPAN_TEXT}; a trace loops, "
+                "so a day's pattern repeats",
+            )
         stamp = int(line)
         if stamp < previous:
             raise TraceError(
@@ -77,6 +97,7 @@ def parse(text: str, file: str = "<text>", name: str = "") -> Trace:
 
 
 def read(path: Path, name: str = "") -> Trace:
+    budgets.check_file_size(path.stat().st_size, str(path))
     return parse(path.read_bytes().decode("ascii", errors="replace"), str(path), name or path.name)
 
 

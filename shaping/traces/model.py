@@ -124,12 +124,23 @@ class Trace:
         if not stamps or stamps[-1] <= 0:
             raise ValueError("a Mahimahi schedule needs a last timestamp > 0")
         period_ms = stamps[-1]
-        counts = np.bincount(
-            (np.asarray(stamps, dtype=np.int64) - 1) % period_ms, minlength=period_ms
+        # Packets per millisecond, kept sparse (memory grows with the lines,
+        # not with the period): the busy milliseconds and their counts, with
+        # a zero-capacity run after each one that its successor does not follow.
+        busy, counts = np.unique(
+            (np.asarray(stamps, dtype=np.int64) - 1) % period_ms, return_counts=True
         )
-        change = np.flatnonzero(np.diff(counts)) + 1
-        starts = np.concatenate(([0], change))
-        rates = counts[starts].astype(np.float64) * MAHIMAHI_PACKET_BITS * 1000.0
+        idle = busy + 1
+        idle = idle[(idle < period_ms) & ~np.isin(idle, busy)]
+        all_starts = np.concatenate((busy, idle, [0]))
+        all_counts = np.concatenate((counts, np.zeros(len(idle) + 1, dtype=counts.dtype)))
+        order = np.lexsort((-all_counts, all_starts))  # a busy 0 wins over the filler 0
+        all_starts, all_counts = all_starts[order], all_counts[order]
+        first = np.concatenate(([True], np.diff(all_starts) > 0))
+        all_starts, all_counts = all_starts[first], all_counts[first]
+        keep = np.concatenate(([True], np.diff(all_counts) != 0))
+        starts, kept = all_starts[keep], all_counts[keep]
+        rates = kept.astype(np.float64) * MAHIMAHI_PACKET_BITS * 1000.0
         return cls(
             times_s=tuple((starts / 1000.0).tolist()),
             rates_bps=tuple(rates.tolist()),
@@ -197,6 +208,36 @@ class Trace:
             return float(len(self.opportunities_ms) * MAHIMAHI_PACKET_BITS)
         return float(np.dot(np.asarray(self.rates_bps), self._widths))
 
+    @cached_property
+    def _integral(self) -> FloatArray:
+        """Bits carried from the period's start to each segment start, and to its end."""
+        bits = np.asarray(self.rates_bps, dtype=np.float64) * self._widths
+        result: FloatArray = np.concatenate(([0.0], np.cumsum(bits)))
+        return result
+
+    def bits_until(self, t_s: float) -> float:
+        """Bits the link can carry from the trace's start to ``t_s`` (looping or
+        holding the last rate past the end, as :meth:`capacity_at`)."""
+        if t_s < 0:
+            raise ValueError("time must be >= 0")
+        period_bits = float(self._integral[-1])
+        laps = 0.0
+        if self.loop:
+            laps, t_s = divmod(t_s, self.period_s)
+        elif t_s >= self.period_s:
+            return period_bits + self.rates_bps[-1] * (t_s - self.period_s)
+        index = bisect.bisect_right(self.times_s, t_s) - 1
+        return (laps * period_bits + float(self._integral[index])
+                + self.rates_bps[index] * (t_s - self.times_s[index]))
+
+    def mean_capacity_bps(self, start_s: float, end_s: float) -> float:
+        """Time-averaged capacity over ``[start_s, end_s)``: what the link offered
+        a flow in that interval (the capacity at ``start_s`` for an empty one)."""
+        if end_s <= start_s:
+            return self.capacity_at(max(0.0, start_s))
+        start_s = max(0.0, start_s)
+        return (self.bits_until(end_s) - self.bits_until(start_s)) / (end_s - start_s)
+
     def mean_rate_bps(self) -> float:
         """Time-averaged capacity over one period (Mahimahi: opportunities x 1504 x 8 / period)."""
         return self.total_bits() / self.period_s
@@ -231,6 +272,12 @@ class Trace:
         bins = max(1, math.ceil(self.period_s / granularity_s - 1e-9))
         edges = np.minimum(np.arange(bins + 1, dtype=np.float64) * granularity_s, self.period_s)
         edges[-1] = self.period_s
+        return self.binned_at(edges)
+
+    def binned_at(self, edges: FloatArray) -> Trace:
+        """``binned`` with bins of any widths: ``edges`` from 0 to ``period_s``, increasing."""
+        if not (edges[0] == 0.0 and edges[-1] == self.period_s and np.all(np.diff(edges) > 0)):
+            raise ValueError("bin edges must increase from 0 to the period")
         rates = self._mean_over_bins(self.rates_bps, edges)
         rates[rates < 0] = 0.0  # rounding noise on zero-capacity bins
 

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shaping.traces import _checks
+from shaping.traces import _checks, budgets
 from shaping.traces._jsonloc import load_located_json
 from shaping.traces.errors import TraceError
 from shaping.traces.model import Trace
@@ -75,6 +75,7 @@ def from_document(document: object, file: str, name: str = "") -> Trace:
             fix='add at least one {"duration": ms, "capacity": kbps} entry',
         )
 
+    budgets.check_segments(len(pattern), file, pattern.line)
     times: list[float] = []
     rates: list[float] = []
     delays: list[float] = []
@@ -108,13 +109,15 @@ def from_document(document: object, file: str, name: str = "") -> Trace:
             seen["loss"] = True
         if "rtt" in entry:
             value, line = field("rtt")
-            rtt_ms = _checks.number(value, what=f"{where}.rtt", file=file, line=line, unit="ms")
+            rtt_ms = _checks.number(value, what=f"{where}.rtt", file=file, line=line, unit="ms",
+                                    maximum=2 * budgets.MAX_DELAY_S * 1e3)
             seen["rtt"] = True
         jitter_ms = 0.0
         if "jitter" in entry:
             value, line = field("jitter")
             jitter_ms = _checks.number(
-                value, what=f"{where}.jitter", file=file, line=line, unit="ms"
+                value, what=f"{where}.jitter", file=file, line=line, unit="ms",
+                maximum=budgets.MAX_DELAY_S * 1e3,
             )
             seen["jitter"] = True
         times.append(now_ms / 1000.0)
@@ -123,6 +126,7 @@ def from_document(document: object, file: str, name: str = "") -> Trace:
         losses.append(loss)
         jitters.append(jitter_ms / 1000.0)
         now_ms += duration_ms
+        budgets.check_span(now_ms / 1000.0, file, line)
     return Trace(
         times_s=tuple(times),
         rates_bps=tuple(rates),
@@ -137,6 +141,7 @@ def from_document(document: object, file: str, name: str = "") -> Trace:
 
 
 def read(path: Path, name: str = "") -> Trace:
+    budgets.check_file_size(path.stat().st_size, str(path))
     return parse(path.read_bytes().decode("utf-8"), str(path), name or path.name)
 
 

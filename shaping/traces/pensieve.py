@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shaping.traces import _checks
+from shaping.traces import _checks, budgets
 from shaping.traces.errors import TraceError
 from shaping.traces.model import Trace
 
@@ -44,7 +44,10 @@ def parse(text: str, file: str = "<text>", name: str = "") -> Trace:
                 fix="write one 'seconds Mbit/s' pair per line",
             )
         stamp = _checks.text_number(cells[0], what="time", file=file, line=number)
-        rate = _checks.text_number(cells[1], what="throughput", file=file, line=number)
+        rate = _checks.text_number(cells[1], what="throughput", file=file, line=number,
+                                   unit="Mbit/s")
+        if stamps:
+            budgets.check_span(stamp - stamps[0], file, number)
         if stamps and stamp < stamps[-1]:
             raise TraceError(
                 f"time {stamp:g} s goes back (the line before says {stamps[-1]:g} s)",
@@ -80,6 +83,7 @@ def parse(text: str, file: str = "<text>", name: str = "") -> Trace:
 
 
 def read(path: Path, name: str = "") -> Trace:
+    budgets.check_file_size(path.stat().st_size, str(path))
     return parse(path.read_bytes().decode("utf-8"), str(path), name or path.name)
 
 

@@ -13,7 +13,7 @@ from .control import ControlClient
 from .engine import REASON_NAMES, DirectionEngine
 from .errors import UserLinkError
 from .launcher import UserLinkHandle, start_link
-from .log import read_change_log, read_packet_log
+from .log import log_status, read_change_log, read_packet_log
 from .wiring import Recorder, create_link_interfaces, delete_link_interfaces
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "UserLinkSpec",
     "create_link_interfaces",
     "delete_link_interfaces",
+    "log_status",
     "read_change_log",
     "read_packet_log",
     "start_link",

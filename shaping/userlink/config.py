@@ -84,6 +84,9 @@ class UserLinkSpec:
     b_to_a: DirectionConfig
     run_dir: Path
     extra: dict[str, str] = field(default_factory=dict)
+    #: CLOCK_MONOTONIC instant the traces count from (None: the process's start).
+    #: A lab gives all its links one, so no link's trace runs ahead of another's.
+    start_ns: int | None = None
 
     def direction(self, name: DirectionName) -> DirectionConfig:
         return self.a_to_b if name == "a_to_b" else self.b_to_a
@@ -166,6 +169,7 @@ def spec_to_json(spec: UserLinkSpec) -> str:
             "b_to_a": _direction_to_json(spec.b_to_a),
             "run_dir": str(spec.run_dir),
             "extra": spec.extra,
+            "start_ns": spec.start_ns,
         },
         indent=1,
     )
@@ -183,6 +187,7 @@ def spec_from_json(text: str) -> UserLinkSpec:
         b_to_a=_direction_from_json(data["b_to_a"]),
         run_dir=Path(data["run_dir"]),
         extra=dict(data.get("extra", {})),
+        start_ns=data.get("start_ns"),
     )
 
 

@@ -1,9 +1,11 @@
 """Live changes to a running link over a Unix datagram socket.
 
 One datagram = one change, JSON: ``{"direction": "a_to_b", "shape": {...},
-"scheduled_ns": N}``.  Datagrams keep message boundaries without framing, a
-send never waits for the link process, and the process polls the socket with
-its packet fds, so a change is applied on its next wake-up (microseconds).
+"scheduled_ns": N}``, or the run's time zero: ``{"restart_ns": N}`` (every
+trace of the link counts from N again).  Datagrams keep message boundaries
+without framing, a send never waits for the link process, and the process
+polls the socket with its packet fds, so a change is applied on its next
+wake-up (microseconds).
 Any process (the lab's trace replayer included) can drive a link with
 :class:`ControlClient` knowing only the socket path.
 """
@@ -42,6 +44,21 @@ def encode_change(direction: DirectionName, shape: LinkShape, scheduled_ns: int)
     ).encode()
 
 
+def encode_restart(restart_ns: int) -> bytes:
+    return json.dumps({"restart_ns": restart_ns}).encode()
+
+
+def decode_message(data: bytes) -> tuple[DirectionName, LinkShape, int] | int:
+    """A change, or the instant the traces restart from (an int); ValueError if malformed."""
+    try:
+        msg: dict[str, Any] = json.loads(data)
+        if isinstance(msg, dict) and "restart_ns" in msg:
+            return int(msg["restart_ns"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"malformed control message: {exc}") from exc
+    return decode_change(data)
+
+
 def decode_change(data: bytes) -> tuple[DirectionName, LinkShape, int]:
     """Parse one datagram; ValueError says what is wrong with it."""
     try:
@@ -65,8 +82,15 @@ class ControlClient:
         self, direction: DirectionName, shape: LinkShape, scheduled_ns: int | None = None
     ) -> None:
         when = time.monotonic_ns() if scheduled_ns is None else scheduled_ns
+        self._send(encode_change(direction, shape, when))
+
+    def restart(self, restart_ns: int) -> None:
+        """Every trace of the link counts from ``restart_ns`` (CLOCK_MONOTONIC) on."""
+        self._send(encode_restart(restart_ns))
+
+    def _send(self, message: bytes) -> None:
         try:
-            self.sock.sendto(encode_change(direction, shape, when), self.path)
+            self.sock.sendto(message, self.path)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise UserLinkError(
                 "the user-space link process is not running",

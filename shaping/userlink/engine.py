@@ -95,8 +95,28 @@ class DirectionEngine:
         self.loop_ns = None if cfg.loop_s is None else round(cfg.loop_s * NS_PER_S)
         self.schedule_index = 0
         self.schedule_base_ns = start_ns
+        self.restart_ns: int | None = None  # a pending restart of the traces (the run's zero)
         self.on_change(start_ns, start_ns, cfg.shape)
         self.advance(start_ns)
+
+    def restart(self, restart_ns: int, now_ns: int) -> None:
+        """Count this direction's trace from ``restart_ns`` again: the run's time zero.
+
+        Until that instant the link goes on as it was; then its schedule and its
+        delivery opportunities start over from their beginning, keeping the queue
+        and the packet in transit.  A lab restarts every link at the one instant
+        its flows start from, so no trace runs ahead of another or of the flows.
+        An instant already past takes effect at once (its events run in order).
+        """
+        self.restart_ns = restart_ns
+        self.advance(now_ns)
+
+    def _restart(self, t_ns: int) -> None:
+        self.restart_ns = None
+        self.start_ns = self.schedule_base_ns = t_ns
+        self.schedule_index = 0
+        if self.opportunities is not None:
+            self.opportunities.restart(t_ns)
 
     # --- shape changes ----------------------------------------------------
 
@@ -142,6 +162,11 @@ class DirectionEngine:
         while True:
             t_srv = self._server_next_ns()
             t_sch = self._next_schedule_ns()
+            t_rst = self.restart_ns
+            if (t_rst is not None and t_rst <= now_ns and (t_srv is None or t_rst <= t_srv)
+                    and (t_sch is None or t_rst <= t_sch)):
+                self._restart(t_rst)
+                continue
             if t_sch is not None and t_sch <= now_ns and (t_srv is None or t_sch <= t_srv):
                 self._run_schedule_entry(t_sch, now_ns)
                 continue
@@ -171,7 +196,8 @@ class DirectionEngine:
     def next_event_ns(self) -> int | None:
         """The earliest time this direction has something to do (None: only on input)."""
         best = self.delay.next_due_ns()
-        for t in (self._server_next_ns(), self._next_schedule_ns()):
+        for t in (self._server_next_ns(), self._next_schedule_ns(), self.restart_ns):
+
             if t is not None and (best is None or t < best):
                 best = t
         return best

@@ -17,7 +17,11 @@ from shaping.spec import LinkShape
 from .config import DIRECTIONS, DirectionName, UserLinkSpec, spec_to_json
 from .control import ControlClient, control_path
 from .errors import UserLinkError
-from .process import ERROR_PREFIX, change_log_path, packet_log_path
+from .process import ERROR_PREFIX, change_log_path, clock_path, packet_log_path
+
+#: The packages' root, first on the child's PYTHONPATH: it starts with ``-P`` (no cwd
+#: on sys.path), so an uninstalled checkout must be named.
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 READY_TIMEOUT_S = 15.0
 
@@ -30,7 +34,8 @@ class UserLinkHandle:
     ) -> None:
         self.spec = spec
         self.pid = proc.pid
-        self.start_ns = start_ns  # CLOCK_MONOTONIC time the link's schedules count from
+        self.start_ns = start_ns  # CLOCK_MONOTONIC time the link's traces count from
+
         self.priority = priority  # scheduling the process obtained: fifo | nice | none
         self._proc = proc
         self.control_path = control_path(spec.run_dir, spec.link_id)
@@ -52,6 +57,26 @@ class UserLinkHandle:
                 fix="start a new link with start_link()",
             )
         self._control.change(direction, shape, scheduled_ns)
+
+    def restart_trace(self, restart_ns: int) -> None:
+        """Both directions count their traces from ``restart_ns`` (CLOCK_MONOTONIC): the
+        run's time zero, given to every link of a lab at once."""
+        if self._stopped:
+            raise UserLinkError(
+                "the link was stopped", where=f"link {self.spec.link_id!r}",
+                fix="start a new link with start_link()",
+            )
+        self._control.restart(restart_ns)
+        self.start_ns = restart_ns
+
+    def clock_record(self) -> dict[str, int] | None:
+        """What the link wrote when it got the run's zero (``trace_zero_ns``,
+        ``received_ns``); None before that, or when its logs are gone."""
+        try:
+            data = json.loads(clock_path(self.spec.run_dir, self.spec.link_id).read_text())
+        except (OSError, ValueError):
+            return None
+        return {key: int(data[key]) for key in ("trace_zero_ns", "received_ns") if key in data}
 
     def running(self) -> bool:
         return self._proc.poll() is None
@@ -104,8 +129,11 @@ def start_link(spec: UserLinkSpec, *, priority: str = "fifo") -> UserLinkHandle:
     err_path = stderr_path(spec)
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shaping.userlink", "--spec", str(spec_file),
+            [sys.executable, "-P", "-m", "shaping.userlink", "--spec", str(spec_file),
              "--priority", priority],
+            cwd=spec.run_dir,  # -P and a fixed cwd: the caller's cwd never shadows shaping
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                filter(None, (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH"))))},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=err,

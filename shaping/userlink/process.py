@@ -8,17 +8,21 @@ CLOCK_MONOTONIC; run both direction engines up to now; write what is due.
 poll round up to whole milliseconds), and SIGTERM wakes it through
 ``signal.set_wakeup_fd`` (a blocking select alone ignored SIGTERM here).
 
-The process raises its priority where permitted (SCHED_FIFO, else nice -10)
-and drops timer slack to 1 ns, since wake-up lateness is the link's delay
-error.  It exits on SIGTERM/SIGINT, or by itself when its TUN devices vanish
-(the lab deleted the namespaces), so it cannot outlive its lab.
+The process raises its priority where permitted (the ladder's top rung in
+:mod:`labcore.priority`: SCHED_FIFO, else a negative nice) and drops timer
+slack to 1 ns, since wake-up lateness is the link's delay error.  A
+``restart_ns`` control message (the run's one time zero, sent to every link
+of a lab at once) makes both directions count their traces from that instant;
+the link writes it and its arrival to ``<link>.clock.json``.  It exits on
+
+SIGTERM/SIGINT, or by itself when its TUN devices vanish (the lab deleted the
+namespaces), so it cannot outlive its lab.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import errno
 import gc
 import json
@@ -31,10 +35,12 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from labcore.jsonfile import write_json_atomic
+from labcore.priority import SHAPING, raise_priority
 from shaping.spec import LinkShape
 
 from .config import DIRECTIONS, DirectionName, UserLinkSpec, spec_from_json
-from .control import MAX_DATAGRAM, control_path, decode_change
+from .control import MAX_DATAGRAM, control_path, decode_message
 from .engine import REASON_DELIVERED, REASON_WRITE_ERROR, DirectionEngine
 from .errors import UserLinkError
 from .log import BackgroundWriter, ChangeLogWriter, PacketLogWriter
@@ -44,8 +50,6 @@ ERROR_PREFIX = "USERLINK-ERROR "
 READ_BATCH = 64  # packets read per fd per wake-up (draining beats one read per select)
 MAX_WAIT_S = 0.25  # upper bound on a select, for housekeeping (log flush)
 FLUSH_EVERY_NS = 200_000_000
-PR_SET_TIMERSLACK = 29
-FIFO_PRIORITY = 10
 # Errors that mean the TUN device is gone (namespace deleted): exit, nothing to serve.
 DEVICE_GONE = {errno.EBADFD, errno.EIO, errno.ENODEV, errno.ENXIO}
 
@@ -58,26 +62,9 @@ def change_log_path(run_dir: Path, link_id: str, direction: DirectionName) -> Pa
     return run_dir / f"{link_id}.{direction}.changes"
 
 
-def raise_priority(policy: str) -> str:
-    """Best effort: real-time FIFO, else a negative nice; returns what it got."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
-    except OSError:
-        pass
-    if policy == "fifo":
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(FIFO_PRIORITY))
-            return "fifo"
-        except (PermissionError, OSError):
-            policy = "nice"
-    if policy == "nice":
-        try:
-            os.nice(-10)
-            return "nice"
-        except (PermissionError, OSError):
-            return "none"
-    return "none"
+def clock_path(run_dir: Path, link_id: str) -> Path:
+    """Where the link records the run's time zero it was given and when it got it."""
+    return run_dir / f"{link_id}.clock.json"
 
 
 class LinkProcess:
@@ -122,7 +109,7 @@ class LinkProcess:
             self.change_logs[direction] = ChangeLogWriter(
                 change_log_path(spec.run_dir, spec.link_id, direction), writer
             )
-        start_ns = time.monotonic_ns()
+        start_ns = spec.start_ns if spec.start_ns is not None else time.monotonic_ns()
         for direction in DIRECTIONS:
             plog = self.packet_logs[direction]
             clog = self.change_logs[direction]
@@ -198,11 +185,26 @@ class LinkProcess:
             except BlockingIOError:
                 return
             try:
-                direction, shape, scheduled_ns = decode_change(data)
+                message = decode_message(data)
             except ValueError as exc:
-                print(f"userlink {self.spec.link_id}: ignored change: {exc}", file=sys.stderr)
+                print(f"userlink {self.spec.link_id}: ignored message: {exc}", file=sys.stderr)
                 continue
-            self.engines[direction].change(time.monotonic_ns(), shape, scheduled_ns)
+            now = time.monotonic_ns()
+            if isinstance(message, int):
+                self._restart(message, now)
+                continue
+            direction, shape, scheduled_ns = message
+            self.engines[direction].change(now, shape, scheduled_ns)
+
+    def _restart(self, restart_ns: int, now: int) -> None:
+        """Both directions count their traces from ``restart_ns``; the instant and
+        when it arrived are written down (once a run, before its zero)."""
+        for engine in self.engines.values():
+            engine.restart(restart_ns, now)
+        write_json_atomic(clock_path(self.spec.run_dir, self.spec.link_id),
+                          {"trace_zero_ns": restart_ns, "received_ns": now,
+                           "clock": "CLOCK_MONOTONIC"})
+
 
     def _namespaces_gone(self) -> str | None:
         """A deleted namespace name: our open TUN fds keep the namespace itself
@@ -307,7 +309,7 @@ def _serve(link: LinkProcess, priority: str) -> int:
     spec = link.spec
     try:
         link.install_signals()
-        got = raise_priority(priority)
+        got = raise_priority(priority, SHAPING).policy  # the top rung, with the replayers
         start_ns = link.open()
         # The parent waits for this line: forwarding starts right after it.
         sys.stdout.write(f"ready {start_ns} {os.getpid()} {got}\n")

@@ -107,7 +107,13 @@ class OpportunityServer:
         self.transit: Packet | None = None
         self.transit_left = 0
 
+    def restart(self, t_ns: int) -> None:
+        """The trace starts over at ``t_ns`` (its first line is due then + its offset)."""
+        self.base_ns = t_ns
+        self.index = 0
+
     def _next_opportunity_ns(self) -> int:
+
         return self.base_ns + self.opps[self.index] * NS_PER_MS
 
     def _use_opportunity(self) -> None:

@@ -21,22 +21,21 @@ resolved), and nothing answers ARP or neighbour discovery.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import os
 import socket
 import struct
-import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from labcore import netns
+
 from .errors import UserLinkError
 
 Recorder = Callable[[str, str, str | None], None]
 
-CLONE_NEWNET = 0x40000000
 TUNSETIFF = 0x400454CA
 TUNSETPERSIST = 0x400454CB
 IFF_TUN = 0x0001
@@ -46,54 +45,24 @@ SIOCSIFFLAGS = 0x8914
 SIOCSIFMTU = 0x8922
 IFF_UP = 0x1
 IFNAMSIZ = 16
-NETNS_DIRS = (Path("/run/netns"), Path("/var/run/netns"))
 
 T = TypeVar("T")
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
 
 def netns_path(name: str) -> Path:
-    for directory in NETNS_DIRS:
-        path = directory / name
-        if path.exists():
-            return path
-    raise UserLinkError(
-        f"network namespace {name!r} does not exist",
-        where=f"{NETNS_DIRS[0] / name}",
-        fix="create the namespace (ip netns add) before creating or starting the link",
-    )
-
-
-def _setns(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({path}): {os.strerror(err)}")
-    finally:
-        os.close(fd)
+    path = netns.find(name)
+    if path is None:
+        raise UserLinkError(
+            f"network namespace {name!r} does not exist",
+            where=f"{netns.NETNS_DIRS[0] / name}",
+            fix="create the namespace (ip netns add) before creating or starting the link",
+        )
+    return path
 
 
 def in_netns(name: str, job: Callable[[], T]) -> T:
     """Run ``job`` in a thread that has joined namespace ``name``; return its result."""
-    path = netns_path(name)
-    result: list[T] = []
-    failure: list[BaseException] = []
-
-    def body() -> None:
-        try:
-            _setns(path)
-            result.append(job())
-        except BaseException as exc:
-            failure.append(exc)
-
-    thread = threading.Thread(target=body, name=f"netns-{name}", daemon=True)
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return result[0]
+    return netns.in_thread(netns_path(name), job, name=f"netns-{name}")
 
 
 def _check_name(name: str) -> bytes:

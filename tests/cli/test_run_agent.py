@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from tests.cli.runs import bundled_scenario, netlab_run
 from tests.lab.scenarios import unique_lab
 
@@ -24,3 +26,30 @@ def test_policy_and_gcc_calls_side_by_side(tmp_path: Path) -> None:
     assert 0 <= agent["misses"] <= agent["decisions"]
     assert agent["fallback_s"] >= 0
     assert agent["latency_us"]["p50"] > 0
+
+
+def test_decision_interval_sets_how_often_a_policy_flow_asks(tmp_path: Path) -> None:
+    """One flow asks every 20 ms, the other at the checkpoint's own 60 ms step; each
+    receiver's observation window follows its interval. The agent was asked to serve
+    on cuda: where there is no GPU, results say it served on the CPU and why."""
+    scenario = bundled_scenario("policy-vs-gcc", tmp_path, {
+        "name: policy-gcc": f"name: {unique_lab('pi')}", "duration: 20s": "duration: 6s",
+        "fallback: gcc}": "fallback: gcc, device: cuda}",
+        "{id: policy, kind: rtc, from: alice, to: bob, estimator: policy}":
+            "{id: fast, kind: rtc, from: alice, to: bob, estimator: policy, "
+            "decision_interval: 20ms}",
+        "{id: gcc, kind: rtc, from: alice, to: bob, estimator: gcc}":
+            "{id: step, kind: rtc, from: alice, to: bob, estimator: policy}"})
+    _run_dir, results = netlab_run(scenario, tmp_path / "runs", timeout=180)
+    (agent,) = results["agents"]
+    flows = {f["flow"]: f for f in agent["flows"]}
+    assert (flows["fast"]["decision_interval_ms"], flows["fast"]["window_ms"]) == (20, 20)
+    assert (flows["step"]["decision_interval_ms"], flows["step"]["window_ms"]) == (60, 60)
+    assert agent["policy"]["step_ms"] == 60
+    assert agent["device"]["asked"] == "cuda"
+    if torch.cuda.is_available():
+        assert agent["device"]["used"] == "cuda"
+    else:
+        assert agent["device"]["used"] == "cpu"
+        assert "serving on cpu" in agent["device"]["note"]
+    assert flows["fast"]["decisions"] > 1.5 * flows["step"]["decisions"] > 0

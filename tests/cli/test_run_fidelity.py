@@ -36,6 +36,9 @@ links:
   - endpoints: [alice, bob]
     up: {{rate: 8Mbit, delay: 15ms, loss: 2%}}
     down: {{rate: 4Mbit, delay: 5ms}}
+flows:
+  - {{kind: probe, from: alice, to: bob, stop: 3s}}
+  - {{kind: probe, from: bob, to: alice, start: 3s}}
 """)
     assert results["backend"] == "user"
     fidelity = results["fidelity"]
@@ -58,6 +61,9 @@ links:
   - endpoints: [alice, bob]
     up: {{trace: cellular/verizon-lte-short.up}}
     down: {{trace: cellular/tmobile-lte-short.down, queue: 200pkt}}
+flows:
+  - {{kind: probe, from: alice, to: bob, stop: 3s}}
+  - {{kind: probe, from: bob, to: alice, start: 3s}}
 """, "--backend", "kernel")
     assert results["backend"] == "kernel"
     fidelity = results["fidelity"]

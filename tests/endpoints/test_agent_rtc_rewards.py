@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from endpoints.agent_rtc import REWARDS, liner_to_log, onl_reward, qoe_reward
+from endpoints.agent_rtc import REWARDS, capacity_reward, liner_to_log, onl_reward, qoe_reward
 
 
 def test_onl_reward_is_log_rate_less_a_fifth_of_loss() -> None:
@@ -26,4 +26,4 @@ def test_qoe_reward_weighs_delay_rate_and_loss_as_the_network_score() -> None:
 
 
 def test_rewards_are_named() -> None:
-    assert {"onl": onl_reward, "qoe": qoe_reward} == REWARDS
+    assert {"onl": onl_reward, "qoe": qoe_reward, "capacity": capacity_reward} == REWARDS

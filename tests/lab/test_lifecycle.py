@@ -94,7 +94,7 @@ def test_failed_build_leaves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(RuntimeError):
         lifecycle.up(s)
     for host in ("alice", "router", "bob"):
-        assert not netns.exists(f"nl-{s.name}-{host}")
+        assert not netns.exists(f"nl-{s.name}.{host}")
     assert state.load(s.name) is None
 
 

@@ -16,7 +16,7 @@ SUBNET = ipaddress.IPv4Network("10.200.0.0/16")
 def test_two_hosts_share_one_slash30() -> None:
     plan = plan_lab(two_hosts("p2"), SUBNET)
     alice, bob = plan.hosts["alice"], plan.hosts["bob"]
-    assert alice.namespace == "nl-p2-alice"
+    assert alice.namespace == "nl-p2.alice"
     assert [i.name for i in alice.interfaces] == ["to-bob"]
     assert str(alice.interfaces[0].address) == "10.200.0.1/30"
     assert str(bob.interfaces[0].address) == "10.200.0.2/30"
@@ -61,3 +61,23 @@ def test_plan_survives_the_state_file_round_trip() -> None:
     again = plan_from_json(plan_to_json(plan))
     assert again.hosts == plan.hosts
     assert again.links == plan.links
+
+
+def test_lab_and_host_names_never_share_a_namespace() -> None:
+    """Lab x-a with host b and lab x with host a-b once both got nl-x-a-b."""
+    from netlab.lab.plan import namespace_name
+
+    assert namespace_name("x-a", "b") != namespace_name("x", "a-b")
+    assert namespace_name("x-a", "b") == "nl-x-a.b"
+
+
+def test_probe_namespaces_are_disjoint_from_lab_namespaces() -> None:
+    """The stale-probe sweep matches nl-probe-<pid>-<hex>; a lab's namespaces
+    always contain the separator, so even a lab named like a probe is safe."""
+    from netlab.lab.plan import namespace_name
+    from netlab.preflight import capabilities
+
+    pattern = capabilities.PROBE_NAMESPACE_PATTERN
+    for lab, host in (("probe-123-ab", "c"), ("probe-1", "ab"), ("nl-probe-1", "a")):
+        assert not pattern.fullmatch(namespace_name(lab, host))
+    assert pattern.fullmatch(capabilities.probe_namespace_name())

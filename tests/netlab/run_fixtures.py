@@ -6,7 +6,7 @@ delay and loss) and a cubic TCP flow that joins at 10 s share a
 trace-driven bottleneck with an outage; a link probe ran on a static link.
 The metrics in ``results.json`` are computed from the very series written to
 the CSVs, so the two always agree, as they do in a real run. Layout and
-keys follow the results contract in DESIGN.md.
+keys follow the results contract in docs/design.md.
 """
 
 from __future__ import annotations

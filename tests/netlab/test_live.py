@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from netlab.live import (
+from netlab.run.live import (
     SPARK_LEVELS,
     JsonlTail,
     LiveFlow,

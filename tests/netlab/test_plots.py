@@ -12,7 +12,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.image import imread
 
 from netlab.errors import NetlabError
-from netlab.plots import (
+from netlab.run.plots import (
     CAPACITY_COLOUR,
     ESTIMATE_COLOUR,
     RECV_COLOUR,

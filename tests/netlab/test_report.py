@@ -11,7 +11,7 @@ from rich.console import Console
 
 from netlab.cli.main import main
 from netlab.errors import NetlabError
-from netlab.report import (
+from netlab.run.report import (
     COMPARISON_DPI,
     COMPARISON_SIZE_IN,
     Run,

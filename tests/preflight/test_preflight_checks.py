@@ -27,6 +27,7 @@ from netlab.preflight import (
     raise_on_failures,
     run_preflight,
 )
+from netlab.preflight.capabilities import NETNS_DIR
 from netlab.preflight.checks import (
     FIX_NETEM,
     FIX_TUN,
@@ -293,13 +294,28 @@ def test_lab_with_dead_owner_but_live_namespace_is_up(run_root: Path, own_netns:
     assert result.detail == f"a lab named 'nltb-lab' is already up: namespaces {own_netns} exist"
 
 
-def test_stale_or_garbled_state_is_only_a_warning(run_root: Path) -> None:
+def test_stale_state_is_only_a_warning(run_root: Path) -> None:
     for data in ({"owner_pid": _dead_pid(), "namespaces": ["nltb-gone"]},
-                 {"owner_pid": "12", "namespaces": "nope"}, "{garbled", [1, 2]):
+                 {"owner_pid": "12", "namespaces": "nope"}):
         _write_state(run_root, "nltb-lab", data)
         (result,) = check_lab_not_up(scenario())
         assert not result.ok and result.severity == "warning", data
         assert result.detail.startswith("stale state file")
+
+
+def test_garbled_state_is_an_error_that_says_what_to_remove(run_root: Path) -> None:
+    """Nobody knows what a garbled journal's lab made: up must not replace it."""
+    for data, why in (("{garbled", "Expecting property name enclosed in double quotes: "
+                       "line 1 column 2 (char 1)"), ([1, 2], "not a netlab state object")):
+        path = _write_state(run_root, "nltb-lab", data)
+        (result,) = check_lab_not_up(scenario())
+        assert result.failed
+        assert result.detail == (f"the state file of lab 'nltb-lab' is unreadable ({why}); "
+                                 "netlab does not know what the lab made, so it removes "
+                                 "nothing of it")
+        assert result.where == str(path)
+        assert result.fix == ("remove what is left by hand ('ip netns list | grep nl-nltb-lab.', "
+                              f"'ip netns del NAME'), then 'rm -r {path.parent}'")
 
 
 def test_no_state_no_namespaces_is_free(run_root: Path) -> None:
@@ -311,7 +327,7 @@ def test_no_state_no_namespaces_is_free(run_root: Path) -> None:
 @pytest.fixture
 def leftover_host_namespace(lab_prefix: str) -> Iterator[str]:
     lab = f"lab{secrets.token_hex(2)}"
-    name = f"{lab_prefix}{lab}-alice"
+    name = f"{lab_prefix}{lab}.alice"
     netns.create(name)
     try:
         yield lab
@@ -323,10 +339,22 @@ def test_leftover_host_namespace_blocks_up(run_root: Path, leftover_host_namespa
     lab = leftover_host_namespace
     (result,) = check_lab_not_up(scenario(name=lab))
     assert result.failed
-    assert result.detail == f"namespace nltb-{lab}-alice already exists (no live lab owns it)"
-    assert result.fix == (
-        f"`netlab down {lab}` (or `ip netns del NAME` for namespaces netlab did not make)"
-    )
+    ns = f"nltb-{lab}.alice"
+    assert result.detail == (f"namespace {ns} already exists and no lab's journal records it "
+                             "(netlab did not make it, or its state was removed)")
+    assert result.fix == f"check what uses it (`ip netns pids {ns}`), then `ip netns del {ns}`"
+    assert result.where == f"{NETNS_DIR}/{ns}"
+
+
+def test_leftover_namespace_names_the_lab_whose_journal_holds_it(
+        run_root: Path, leftover_host_namespace: str) -> None:
+    lab = leftover_host_namespace
+    ns = f"nltb-{lab}.alice"
+    path = _write_state(run_root, "nltb-holder", {"owner_pid": _dead_pid(), "namespaces": [ns]})
+    (result,) = check_lab_not_up(scenario(name=lab))
+    assert result.detail == f"namespace {ns} already exists and belongs to lab 'nltb-holder'"
+    assert result.fix == "`netlab down nltb-holder`"
+    assert result.where == str(path)
 
 
 # ---------------------------------------------------------------- addresses
@@ -354,6 +382,20 @@ def test_given_free_subnet_passes_and_overlap_with_a_lab_warns(run_root: Path) -
     _write_state(run_root, "other", {"subnet": str(free)})
     (result,) = check_addresses(scenario(subnet=free))
     assert result.severity == "warning" and not result.ok
+    assert f"overlaps lab other ({free})" in result.detail
+
+
+def test_subnet_option_gets_the_same_checks_as_the_scenarios(run_root: Path) -> None:
+    """--subnet replaces the scenario's and is checked the same way, named as itself."""
+    (result,) = check_addresses(scenario(), IPv4Network("127.0.0.0/16"))
+    assert result.failed and result.where == "--subnet"
+    assert result.detail.startswith("subnet 127.0.0.0/16 overlaps this machine's address")
+    assert result.fix == (f"pick a free range such as {choose_subnet('nltb-lab')}, "
+                          "or leave --subnet out to let netlab choose one")
+    free = choose_subnet("nltb-lab")
+    _write_state(run_root, "other", {"subnet": str(free)})
+    (result,) = check_addresses(scenario(), free)
+    assert result.severity == "warning" and result.where == "--subnet"
     assert f"overlaps lab other ({free})" in result.detail
 
 

@@ -186,7 +186,7 @@ def test_a_problem_in_one_link_does_not_hide_problems_elsewhere() -> None:
     found = problems(BASE + textwrap.dedent("""
     links:
       - endpoints: [alice, bob]
-        rate: 10 Mbps
+        rate: 10 megabits
       - endpoints: [alice, carol]
     flows:
       - {kind: tcp, from: alice, to: bob, start: 40s}

@@ -15,10 +15,11 @@ import pytest
 
 from endpoints.rtc import sender_app
 from endpoints.rtc.gcc.probe_controller import DEFAULT_PERIODIC_PROBE_INTERVAL_MS
-from netlab import units
-from netlab.flows import flow_commands
+from labcore import units
 from netlab.lab.plan import plan_lab
-from netlab.scenario import definition, load_scenario_text
+from netlab.run.flows import flow_commands
+from netlab.run.kinds import rtc as rtc_kind
+from netlab.scenario import load_scenario_text
 from netlab.scenario.model import Scenario
 from netlab.scenario.schema import scenario_json_schema
 
@@ -85,13 +86,13 @@ def test_absent_probe_interval_leaves_the_senders_default(tmp_path: Path) -> Non
 
 def test_schema_documents_the_senders_own_default() -> None:
     """The schema's default is the sender's, as the scenario would write it."""
-    default_s = units.parse_duration(definition.SENDER_PROBE_INTERVAL_TEXT)
+    default_s = units.parse_duration(rtc_kind.SENDER_PROBE_INTERVAL_TEXT)
     assert default_s == DEFAULT_PERIODIC_PROBE_INTERVAL_MS / 1000
     assert sender_app.build_parser().get_default("probe_interval") == default_s
     rtc = next(branch["then"] for branch in scenario_json_schema()["properties"]["flows"]
                ["anyOf"][0]["items"]["allOf"]
                if branch["if"]["properties"]["kind"]["const"] == "rtc")
     entry = rtc["properties"]["probe_interval"]
-    assert entry["default"] == definition.SENDER_PROBE_INTERVAL_TEXT
+    assert entry["default"] == rtc_kind.SENDER_PROBE_INTERVAL_TEXT
     assert "gcc" in entry["description"]
     assert entry["pattern"] == units.DURATION_PATTERN

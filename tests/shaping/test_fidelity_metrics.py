@@ -100,7 +100,7 @@ def _userlink_logs(*, late_ns: int, lost_every: int, delay_s: float = 0.020
 def test_userlink_delay_and_loss_asked_vs_seen() -> None:
     packets, changes = _userlink_logs(late_ns=400_000, lost_every=100)
     entry = userlink_direction("ab", "b_to_a", packets, changes, start_ns=START)
-    assert entry.delay_err_ms == {"p50": 0.4, "p99": 0.4}
+    assert entry.delay_err_ms == {"p50": 0.4, "p99": 0.4, "p999": 0.4, "max": 0.4}
     assert entry.loss_asked == pytest.approx(0.01)
     assert entry.loss_seen == pytest.approx(0.01)
     assert entry.loss_packets == 2000

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -11,6 +14,8 @@ from shaping.spec import LinkShape, QueueLimit
 from shaping.traces import Trace
 
 BASE = LinkShape(delay_s=0.02, queue=QueueLimit(packets=50))
+#: 10 ms bins of at least one packet (the defaults are coarser, see schedule.py).
+FINE: dict[str, Any] = {"granularity_s": 0.01, "min_step_bits": 1504 * 8}
 
 
 def rates(schedule: Schedule) -> list[int | None]:
@@ -53,7 +58,7 @@ def test_opportunities_are_binned_at_the_granularity_keeping_every_bit() -> None
     # 3 packets in each of the first 10 ms, then 1 per 10 ms, period 100 ms.
     stamps = [1, 2, 3, 15, 25, 35, 45, 55, 65, 75, 85, 95, 100]
     trace = Trace.from_opportunities(stamps)
-    schedule = build_schedule(trace, LinkShape(queue=QueueLimit(packets=10)))
+    schedule = build_schedule(trace, LinkShape(queue=QueueLimit(packets=10)), **FINE)
     assert schedule.changes[0].shape.rate_bps == round(3 * 1504 * 8 / 0.01)
     assert all(round(c.t_s * 1000) % 10 == 0 for c in schedule.changes)
     assert _total_bits(schedule) == pytest.approx(trace.total_bits(), rel=1e-6)
@@ -62,20 +67,32 @@ def test_opportunities_are_binned_at_the_granularity_keeping_every_bit() -> None
 
 
 def test_short_gaps_fold_into_the_next_delivery_and_long_gaps_are_outages() -> None:
-    # 10 ms bins: 2 pkts, gap of 20 ms, 1 pkt, gap of 300 ms, 4 pkts ... period 400 ms.
+    # 10 ms bins: 2 pkts, gap of 20 ms, 1 pkt, gap of 309 ms, 4 pkts ... period 400 ms.
     stamps = [5, 5, 35, 345, 345, 345, 345, 400]
     trace = Trace.from_opportunities(stamps)
-    schedule = build_schedule(trace, LinkShape(queue=QueueLimit(packets=10)))
+    schedule = build_schedule(trace, LinkShape(queue=QueueLimit(packets=10)), **FINE)
     starts = [round(c.t_s * 1000) for c in schedule.changes]
     packet_bits = 1504 * 8
-    assert starts[:3] == [0, 10, 40]
-    assert schedule.changes[1].shape.rate_bps == round(packet_bits / 0.03)  # gap folded in
-    outage = schedule.changes[2].shape.rate_bps
-    assert outage is not None and 0 < outage <= packet_bits / 0.29  # one packet per outage
-    # Every bit is kept; the outage adds its one packet.
-    assert _total_bits(schedule) == pytest.approx(trace.total_bits() + packet_bits, rel=1e-4)
+    # The outage is cut at its own ends (35 and 344 ms: each opportunity counts in
+    # the millisecond before it), not at the grid's: the 20 ms gap before it folds
+    # into its one packet, spread up to the outage's start.
+    assert starts[:3] == [0, 10, 35]
+    assert schedule.changes[1].shape.rate_bps == round(packet_bits / 0.025)  # gap folded in
+    # The outage is a ramp of ~10 ms steps: each step's rate is one full frame
+    # over the time left after it, so no frame leaving during it holds htb's
+    # tokens past its end.
+    ramp = [c for c in schedule.changes if 0.035 <= c.t_s < 0.344]
+    assert len(ramp) >= 25
+    frame_bits = 1514 * 8
+    for change, after in itertools.pairwise(ramp):
+        assert change.shape.rate_bps == pytest.approx(frame_bits / (0.344 - after.t_s), abs=2)
+    # The last two steps carry the same rate (one frame over the last step) and merge.
+    assert ramp[-1].shape.rate_bps == pytest.approx(2 * frame_bits / (0.344 - ramp[-1].t_s),
+                                                    rel=0.01)
+    assert schedule.changes[len(ramp) + 2].t_s == pytest.approx(0.344)  # resumes at its end
     # Without coalescing the zero bins stay (tc would install 1 kbit/s there).
-    raw = build_schedule(trace, LinkShape(queue=QueueLimit(packets=10)), min_step_bits=None)
+    raw = build_schedule(trace, LinkShape(queue=QueueLimit(packets=10)), granularity_s=0.01,
+                         min_step_bits=None)
     assert 0 in rates(raw)
 
 

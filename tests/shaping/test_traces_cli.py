@@ -12,7 +12,6 @@ from netlab.cli.main import main
 from shaping.traces import load_trace
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-EXTERNAL = REPO_ROOT.parent / "shared" / "external"
 CORPUS = ["traces", "--corpus", str(REPO_ROOT / "traces")]
 
 

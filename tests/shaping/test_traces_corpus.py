@@ -13,7 +13,6 @@ from shaping.traces import TraceError, corpus, load_trace
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRACES = REPO_ROOT / "traces"
-EXTERNAL = REPO_ROOT.parent / "shared" / "external"
 ENTRIES = corpus.list_traces(TRACES)
 
 
@@ -74,7 +73,6 @@ def test_unknown_name_suggests_neighbours() -> None:
     assert "cellular/verizon-lte-short.up" in caught.value.what
 
 
-@pytest.mark.skipif(not EXTERNAL.is_dir(), reason=f"{EXTERNAL} is not present")
 def test_corpus_matches_its_recipes() -> None:
     result = subprocess.run(
         [sys.executable, str(TRACES / "build_corpus.py"), "--check"],

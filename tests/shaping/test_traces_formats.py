@@ -22,16 +22,13 @@ from shaping.traces import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-EXTERNAL = REPO_ROOT.parent / "shared" / "external"
-needs_external = pytest.mark.skipif(
-    not EXTERNAL.is_dir(), reason=f"{EXTERNAL} (the shared external data) is not present"
-)
+EXTERNAL = REPO_ROOT / "tests" / "data" / "external"  # verbatim public files
 PACKET_BITS = MAHIMAHI_PACKET_BYTES * 8
 
 
-# -- real files from ../shared/external ---------------------------------------
+# -- real files from tests/data/external ---------------------------------------
 
-# Mean rates from ../shared/external/README.md (Mbit/s, by the format's rule).
+# Mean rates from tests/data/external/README.md (Mbit/s, by the format's rule).
 MAHIMAHI_TABLE = {
     "TMobile-LTE-short.up": 13.3,
     "TMobile-LTE-short.down": 16.7,
@@ -40,7 +37,6 @@ MAHIMAHI_TABLE = {
 }
 
 
-@needs_external
 @pytest.mark.parametrize("name", sorted(MAHIMAHI_TABLE))
 def test_external_mahimahi_mean_rates_match_readme(name: str) -> None:
     path = EXTERNAL / "mahimahi" / name
@@ -56,7 +52,6 @@ def test_external_mahimahi_mean_rates_match_readme(name: str) -> None:
     assert trace.binned(0.1).mean_rate_bps() == pytest.approx(trace.mean_rate_bps(), rel=1e-9)
 
 
-@needs_external
 @pytest.mark.parametrize(
     "path", sorted((EXTERNAL / "opennetlab").glob("*.json")), ids=lambda p: p.name
 )
@@ -71,7 +66,6 @@ def test_every_external_opennetlab_file_parses(path: Path) -> None:
     assert trace.total_bits() == pytest.approx(expected_bits)
 
 
-@needs_external
 def test_external_opennetlab_loss_and_rtt_patterns() -> None:
     loss = load_trace(str(EXTERNAL / "opennetlab" / "loss_trace_loss_pattern_2.json"))
     assert loss.losses == (0.0, 0.2)
@@ -84,7 +78,6 @@ def test_external_opennetlab_loss_and_rtt_patterns() -> None:
     assert outage.capacity_at(0.1) == 0.0  # "capacity": 0 lets nothing through
 
 
-@needs_external
 def test_external_mahimahi_round_trips_exactly(tmp_path: Path) -> None:
     source = EXTERNAL / "mahimahi" / "Verizon-LTE-short.up"
     trace = load_trace(str(source))

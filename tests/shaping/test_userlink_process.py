@@ -21,6 +21,7 @@ import numpy as np
 import psutil
 import pytest
 
+from labcore.priority import AGENT, SHAPING
 from shaping.spec import LinkShape, QueueLimit
 from shaping.userlink import (
     DirectionConfig,
@@ -282,6 +283,16 @@ def test_live_change_applies_within_a_millisecond_without_flushing(pair: Pair) -
     assert changes[1]["rate_bps"] == 50_000_000 and changes[1]["delay_s"] == 0.010
     lag_ms = (changes[1]["applied_ns"] - changes[1]["scheduled_ns"]) / 1e6
     assert 0 <= lag_ms < 5.0  # typically ~0.1 ms; generous for a loaded CI machine
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_FIFO needs CAP_SYS_NICE")
+def test_the_link_runs_on_the_ladders_top_rung(pair: Pair) -> None:
+    """The link sits above the agent (labcore.priority), beside the replayers."""
+    handle = pair.start(DirectionConfig(LinkShape(delay_s=0.001)))
+    assert handle.priority == "fifo"
+    assert os.sched_getscheduler(handle.pid) == os.SCHED_FIFO
+    assert os.sched_getparam(handle.pid).sched_priority == SHAPING.fifo
+    assert AGENT.fifo is not None and SHAPING.fifo is not None and AGENT.fifo < SHAPING.fifo
 
 
 def test_sigterm_stops_the_process_and_leaves_nothing(pair: Pair) -> None:

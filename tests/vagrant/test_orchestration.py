@@ -17,8 +17,9 @@ from netlab.errors import NetlabError
 from netlab.lab.plan import plan_lab
 from netlab.scenario import load_scenario
 from netlab.vagrant import clock, logclock
+from netlab.vagrant.node import split_module_argv
 from netlab.vagrant.orchestrate import VM_PYTHON, build_jobs, node_setup_job, ssh_hostnames
-from netlab.vagrant.topology import build_topology, guest_routes
+from netlab.vagrant.topology import build_topology, endpoint_hosts, fold_routers, guest_routes
 
 SMOKE = Path(__file__).with_name("smoke.yaml")
 SUBNET = ipaddress.IPv4Network("10.201.0.0/16")
@@ -59,6 +60,8 @@ def test_default_route_becomes_the_lab_subnet() -> None:
     routes = guest_routes(plan, "alice")
     assert routes and all(dest == str(SUBNET) for dest, _ in routes)
     assert guest_routes(plan, "router") == []  # directly attached to both links
+    # in a folded host's namespace there is no management NIC: the default route stays
+    assert [dest for dest, _ in guest_routes(plan, "alice", own_vm=False)] == ["0.0.0.0/0"]
 
 
 def test_jobs_put_each_process_and_replayer_on_its_vm() -> None:
@@ -81,6 +84,11 @@ def test_jobs_put_each_process_and_replayer_on_its_vm() -> None:
     assert tcp_sender["argv"][0] == VM_PYTHON
     assert tcp_sender["start_s"] == pytest.approx(12.3)
     assert str(plan.hosts["bob"].address) in " ".join(tcp_sender["argv"])
+    # the node launches every process's module with -P, from the job's argv
+    python, module, args = split_module_argv(tcp_sender["argv"])
+    assert (python, module) == (VM_PYTHON, "endpoints.tcp.sender_app") and "--dest" in args
+    with pytest.raises(ValueError):
+        split_module_argv([VM_PYTHON, "script.py"])
 
 
 def test_ssh_config_hostnames() -> None:
@@ -157,3 +165,82 @@ def test_logs_move_to_the_driver_clock(tmp_path: Path) -> None:
     assert list(packets["send_ns"]) == [20_000_000, -1]  # one-way delay now 980 ms; no stamp stays
     moved = tcp_logs.read_recv_bins(flow / "receiver")
     assert int(moved["bin_start_ns"][0]) == 2_000_000_000
+
+
+def _folded():  # type: ignore[no-untyped-def]
+    scenario, plan = _plan()
+    placement = fold_routers(plan, endpoint_hosts(scenario))
+    return scenario, plan, build_topology(plan, source="smoke.yaml", project="/p", wheels="/w",
+                                          max_vms=2, placement=placement)
+
+
+def test_a_router_folds_into_the_vm_its_traced_egress_leads_to() -> None:
+    _, plan, topo = _folded()
+    assert topo.placement == {"alice": "alice", "router": "bob", "bob": "bob"}
+    assert list(topo.vms) == ["alice", "bob"]
+    # the bottleneck (router -> bob, traced) is a veth inside bob's VM, named as in the plan
+    (inner,) = topo.inner_links
+    assert (inner.link, inner.vm) == ("bottleneck", "bob")
+    assert {(host, ifname) for host, ifname, _ in inner.ends} == {("router", "to-bob"),
+                                                                  ("bob", "to-router")}
+    # the access link is a tunnel from alice's VM to bob's, whose end is the router's
+    assert [n.link for n in topo.vms["alice"]] == ["access"] == [n.link for n in topo.vms["bob"]]
+    router_end = next(i for i in plan.hosts["router"].interfaces if i.link == "access")
+    assert topo.vms["bob"][0].address == router_end.address
+    data = topo.to_json()
+    assert [vm["hosts"] for vm in data["vms"]] == [["alice"], ["router", "bob"]]
+    assert data["inner_links"][0]["vm"] == "bob"
+    with pytest.raises(NetlabError):  # three VMs unfolded: over the limit of two
+        build_topology(plan, source="smoke.yaml", project="/p", wheels="/w", max_vms=2)
+
+
+def test_folded_setup_puts_the_router_in_a_namespace_of_its_own() -> None:
+    _, plan, topo = _folded()
+    job = node_setup_job(plan, topo, "bob", SMOKE.parent)
+    assert job["namespaces"] == ["router"]
+    assert job["veths"] == [{"link": "bottleneck", "ends": [
+        {"namespace": "router", "ifname": "to-bob"}, {"namespace": None, "ifname": "to-router"}]}]
+    by_name = {(i["namespace"], i["ifname"]): i for i in job["interfaces"]}
+    moved = by_name[("router", "to-alice")]  # the tunnel NIC, moved and renamed as in the plan
+    assert moved["mac"] == topo.vms["bob"][0].mac
+    assert "mac" not in by_name[(None, "to-router")]  # bob's veth end
+    shapes = {(s["namespace"], s.get("ifname")) for s in job["shapes"]}
+    assert shapes == {("router", "to-bob"), ("router", "to-alice")}
+    assert {"namespace": "router", "key": "net.ipv4.ip_forward", "value": "1"} in job["sysctls"]
+    # bob's default route (the VM's own host) becomes the lab's subnet via the router
+    assert [(r["namespace"], r["destination"]) for r in job["routes"]] == [(None, str(SUBNET))]
+    alice = node_setup_job(plan, topo, "alice", SMOKE.parent)
+    assert alice["namespaces"] == [] and alice["veths"] == [] and alice["shapes"] == []
+    assert [i["mac"] for i in alice["interfaces"]] == [topo.vms["alice"][0].mac]
+
+
+def test_folded_jobs_run_the_replayer_in_the_routers_namespace() -> None:
+    scenario, plan, topo = _folded()
+    jobs, flows = build_jobs(scenario, plan, topo.to_json(), "/var/tmp/x")
+    assert set(jobs) == {"alice", "bob"}
+    (replay,) = jobs["bob"]["replays"]
+    assert (replay["namespace"], replay["ifname"], replay["link"]) == ("router", "to-bob",
+                                                                       "bottleneck")
+    assert jobs["alice"]["replays"] == []
+    assert {p["name"].split("/")[-1] for p in jobs["bob"]["processes"]} == {"receiver"}
+    assert len(flows) == 2
+
+
+def test_only_routers_beside_an_endpoint_fold(tmp_path: Path) -> None:
+    """a - r1 - r2 - r3 - b: r1 and r3 join a's and b's VMs, r2 keeps its own."""
+    source = tmp_path / "line.yaml"
+    source.write_text(
+        "name: nltv-line\nduration: 5s\nhosts: [a, r1, r2, r3, b]\nlinks:\n"
+        "  - endpoints: [a, r1]\n  - endpoints: [r1, r2]\n  - endpoints: [r2, r3]\n"
+        "  - endpoints: [r3, b]\nflows:\n  - {kind: tcp, from: a, to: b}\n")
+    scenario = load_scenario(source)
+    plan = plan_lab(scenario, SUBNET)
+    placement = fold_routers(plan, endpoint_hosts(scenario))
+    assert placement == {"a": "a", "r1": "a", "r2": "r2", "r3": "b", "b": "b"}
+    topo = build_topology(plan, source="line.yaml", project="/p", wheels="/w",
+                          placement=placement)
+    assert list(topo.vms) == ["a", "r2", "b"] and len(topo.inner_links) == 2
+    # r1, in a's VM, routes in its own namespace exactly as in the plan
+    job = node_setup_job(plan, topo, "a")
+    assert [(r["destination"], r["via"]) for r in job["routes"] if r["namespace"] == "r1"] == [
+        (str(r.destination), str(r.via)) for r in plan.hosts["r1"].routes]

@@ -1,10 +1,11 @@
 """The VM smoke test: one scenario in namespaces and across Vagrant VMs.
 
 Deselected by default (``pytest -m vagrant tests/vagrant`` runs it): it
-builds or reuses the box, brings three VMs up under QEMU TCG (minutes), runs
-``smoke.yaml`` both ways and compares receive rate and p95 one-way delay per
-flow, then removes everything it made: VMs, libvirt definitions and volumes,
-the daemons it started, the namespace.
+builds or reuses the box, brings two VMs up under QEMU TCG (minutes; the
+router lives in a namespace in bob's VM), runs ``smoke.yaml`` both ways and
+compares receive rate and p95 one-way delay per flow, then removes everything
+it made: VMs, libvirt definitions and volumes, the daemons it started, the
+namespace.
 
 The namespace run goes first, before any VM loads the CPU.  On a netem-less
 machine it uses the user-space link while the VMs use htb + netem.
@@ -100,6 +101,16 @@ def test_namespace_and_vm_runs_agree(tmp_path: Path) -> None:
         assert vm_results["backend"] == "kernel"
         assert all(vm_results["vagrant"]["netem"].values()), "the VMs' kernel has no netem"
         figures["clock"] = vm_results["vagrant"]["clock"]
+        assert vm_results["vagrant"]["placement"] == {"alice": "alice", "router": "bob",
+                                                      "bob": "bob"}
+        # was the host the cause: every VM's vCPU thread measured, and inside each guest
+        machine = vm_results["vagrant"]["machine"]
+        assert {p["role"].split()[1] for p in machine["host"]["processes"]} == {"alice", "bob"}
+        assert set(machine["guests"]) == {"alice", "bob"}
+        assert machine["guests"]["bob"]["replayers"], "no replayer ran in bob's VM"
+        figures["fidelity"] = vm_results["fidelity"]["verdicts"]
+        figures["host"] = {p["role"]: p["runqueue_wait_share"]
+                           for p in machine["host"]["processes"]}
 
         report = _netlab("report", str(ns_run), str(vm_run), "--out", str(tmp_path / "report"),
                          env=env, timeout=120)

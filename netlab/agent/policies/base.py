@@ -1,7 +1,7 @@
 """What every served policy looks like to the agent: a batched ``act``.
 
 The agent batches all waiting requests of one policy into one forward pass
-(DESIGN.md, "Decision serving": 1.4–2× the throughput of one pass per
+(docs/design.md, "Decision serving": 1.4–2× the throughput of one pass per
 request), so policies take a ``[B, obs]`` array and per-flow recurrent
 states, and give back ``[B, action]`` actions in physical units, their
 log-probabilities and value estimates (what a PPO learner needs).
@@ -9,13 +9,17 @@ log-probabilities and value estimates (what a PPO learner needs).
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
+
+if TYPE_CHECKING:
+    from netlab.agent.policies.spec import ActionTransform, ObservationTransform
 
 RecurrentState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [hidden]
 FloatArray = npt.NDArray[np.float32]
@@ -42,6 +46,25 @@ class PolicyInfo:
     observation: str  # how the observation is read and normalised
     action: str  # how the output becomes an action
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The decision step the policy was trained with (ms), from the checkpoint's
+    #: ``metadata.step_ms``, and the observation window if it differs from the step
+    #: (``metadata.window_ms``); None where the checkpoint does not say.
+    step_ms: float | None = None
+    window_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.step_ms is None:
+            self.step_ms = milliseconds(self.metadata, "step_ms")
+        if self.window_ms is None:
+            self.window_ms = milliseconds(self.metadata, "window_ms")
+
+
+def milliseconds(metadata: dict[str, Any], key: str) -> float | None:
+    """``metadata[key]`` if it is a positive, finite number."""
+    value = metadata.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 < value < math.inf else None
 
 
 class Policy(ABC):
@@ -68,6 +91,31 @@ class Policy(ABC):
             return (f"new policy serves {b.contract} {b.obs_size}→{b.action_size}, flows "
                     f"expect {a.contract} {a.obs_size}→{a.action_size}")
         return None
+
+
+#: (raw outputs [B, A], value [B, 1] or None, new h [B, H] or None, new c or None)
+ForwardOutput = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]
+
+
+class TorchPolicy(Policy):
+    """A policy whose forward pass is one torch call between numpy pre- and
+    post-processing, so it can be placed on another device
+    (:mod:`netlab.agent.device`) without knowing its model."""
+
+    observe: ObservationTransform
+    to_action: ActionTransform
+    std: float
+    hidden: int | None  # recurrent state width; None for stateless policies
+
+    @abstractmethod
+    def forward(self, obs: torch.Tensor, reward: torch.Tensor, h: torch.Tensor | None,
+                c: torch.Tensor | None) -> ForwardOutput:
+        """The model on normalised observations ``[B, N]``, rewards ``[B, 1]`` and,
+        when recurrent, states ``[B, H]``."""
+
+    def torch_modules(self) -> list[torch.nn.Module]:
+        """What must move to another device with the forward pass."""
+        return []
 
 
 def stack_states(states: list[RecurrentState | None], initial: RecurrentState

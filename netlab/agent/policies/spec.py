@@ -35,18 +35,24 @@ import numpy as np
 import torch
 from torch import nn
 
+from netlab.agent.policies import budget
 from netlab.agent.policies.base import (
     FloatArray,
-    Policy,
+    ForwardOutput,
     PolicyInfo,
     PolicyOutput,
     RecurrentState,
+    TorchPolicy,
     parameter_count,
     stack_states,
 )
+from netlab.agent.policies.numpy_mlp import NumpyActorCritic
 
 FORMAT = "netlab-policy"
 VERSION = 1
+#: Batches up to this many rows are normalised and mapped to actions in Python
+#: scalars, larger ones in numpy (the same float64 arithmetic either way).
+SMALL_ROWS = 8
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 _OUTPUTS: dict[str, type[nn.Module] | None] = {"identity": None, "sigmoid": nn.Sigmoid,
                                                "tanh": nn.Tanh}
@@ -158,6 +164,8 @@ class ObservationTransform:
     def numpy(self, raw: FloatArray) -> FloatArray:
         if self.kind == "identity":
             return np.ascontiguousarray(raw, dtype=np.float32)
+        if self.kind == "opennetlab" and len(raw) <= SMALL_ROWS:
+            return np.array([self._onl_row(row) for row in raw.tolist()], dtype=np.float32)
         x = raw.astype(np.float64)
         if self.kind == "affine":
             out = (x - self.mean) / self.scale
@@ -171,10 +179,21 @@ class ObservationTransform:
             out[:, 3] = _log_norm(x[:, 3], self.low, self.high, self.unit)
         return out.astype(np.float32)
 
+    def _onl_row(self, row: list[float]) -> list[float]:
+        """One row of the ``opennetlab`` transform in float64 scalars: a handful of
+        rows costs a dozen numpy calls otherwise, each more than the arithmetic."""
+        low, high, unit = self.low, self.high, self.unit
+        log_low, span = math.log(low), math.log(high) - math.log(low)
+        rate, delay, loss, last = row
+        return [(math.log(min(max(rate / unit, low), high)) - log_low) / span,
+                min(delay / 1000, 1.0), loss,
+                (math.log(min(max(last / unit, low), high)) - log_low) / span]
+
     def describe(self) -> str:
         if self.kind == "opennetlab":
-            return ("OpenNetLab 60 ms state from raw [receive_rate_bps, mean_queuing_delay_ms, "
-                    "loss_ratio, last_estimate_bps]: log-normalised rates "
+            return ("OpenNetLab state over the receiver's window (60 ms in their gym) from raw "
+                    "[receive_rate_bps, mean_queuing_delay_ms, loss_ratio, last_estimate_bps]: "
+                    "log-normalised rates "
                     f"({self.low}–{self.high} × {self.unit:g}), min(delay/1000, 1), loss")
         if self.kind == "affine":
             return "affine: (x - mean) / scale"
@@ -205,6 +224,10 @@ class ActionTransform:
         return 1 if self.discrete else -1
 
     def __call__(self, y: np.ndarray[Any, Any]) -> FloatArray:
+        if self.kind == "log" and len(y) <= SMALL_ROWS:
+            log_low, span = math.log(self.low), math.log(self.high) - math.log(self.low)
+            return np.array([[math.exp(min(max(v, 0.0), 1.0) * span + log_low) * self.unit
+                              for v in row] for row in y.tolist()], dtype=np.float32)
         if self.kind == "log":
             # OpenNetLab's log_to_linear: [0, 1] → 10 kbps..8 Mbps on a log scale.
             v = np.clip(y.astype(np.float64), 0, 1)
@@ -231,7 +254,7 @@ class ActionTransform:
         return "identity"
 
 
-class SpecPolicy(Policy):
+class SpecPolicy(TorchPolicy):
     """A policy built from the own format (or OpenNetLab's state_dict mapped onto it)."""
 
     def __init__(self, checkpoint: Mapping[str, Any], *, format_name: str = "netlab") -> None:
@@ -239,6 +262,14 @@ class SpecPolicy(Policy):
         action_size = int(_field(checkpoint, "action_size", int, "checkpoint"))
         model_spec = _field(checkpoint, "model", dict, "checkpoint")
         kind = model_spec.get("type")
+        state_dict = checkpoint.get("state_dict")
+        if not isinstance(state_dict, Mapping):
+            raise SpecError("checkpoint.state_dict: missing (the weights)")
+        try:  # before the model is built: its widths are what gets allocated
+            budget.check_state_dict(
+                state_dict, budget.expected_shapes(obs_size, action_size, model_spec))
+        except budget.BudgetError as exc:
+            raise SpecError(str(exc)) from exc
         self.model: nn.Module
         if kind == "mlp":
             self.model = MlpActorCritic(obs_size, action_size, model_spec)
@@ -246,9 +277,6 @@ class SpecPolicy(Policy):
             self.model = LstmActorCritic(obs_size, action_size, model_spec)
         else:
             raise SpecError(f"model.type: mlp or lstm, got {kind!r}")
-        state_dict = checkpoint.get("state_dict")
-        if not isinstance(state_dict, Mapping):
-            raise SpecError("checkpoint.state_dict: missing (the weights)")
         try:
             self.model.load_state_dict(dict(state_dict))
         except RuntimeError as exc:
@@ -267,72 +295,48 @@ class SpecPolicy(Policy):
             observation=self.observe.describe(), action=self.to_action.describe(),
             metadata=dict(checkpoint.get("metadata") or {}))
         self._initial: RecurrentState | None = None
-        self._fast: tuple[NumpyLayers, NumpyLayers | None] | None = None
+        self.numpy_forward: NumpyActorCritic | None = None
         if isinstance(self.model, MlpActorCritic):
-            critic = self.model.critic
-            self._fast = (_numpy_layers(self.model.actor),
-                          _numpy_layers(critic) if critic is not None else None)
+            self.numpy_forward = NumpyActorCritic(self.model.actor, self.model.critic)
+        self.hidden = None
         if isinstance(self.model, LstmActorCritic):
+            self.hidden = self.model.hidden
             zeros = torch.zeros(self.model.hidden)
             self._initial = (zeros, zeros)
 
     def initial_state(self) -> RecurrentState | None:
         return self._initial
 
+    def torch_modules(self) -> list[nn.Module]:
+        return [self.model]
+
+    def forward(self, obs: torch.Tensor, reward: torch.Tensor, h: torch.Tensor | None,
+                c: torch.Tensor | None) -> ForwardOutput:
+        if isinstance(self.model, LstmActorCritic):
+            assert h is not None and c is not None
+            out, value, h, c = self.model(obs, reward, h, c)
+            return out, value, h, c
+        out, value = self.model(obs)
+        return out, value, None, None
+
     def act(self, observations: FloatArray, states: list[RecurrentState | None],
             explore: bool, rewards: FloatArray | None = None) -> PolicyOutput:
         new_states: list[RecurrentState | None] = [None] * len(states)
-        if self._fast is not None:
-            # Small MLPs run in numpy: a forward pass through nn.Module dispatch cost
-            # ~200 µs here against ~16 µs for the same matrix products in numpy.
-            obs = self.observe.numpy(observations)
-            out = _run_numpy(self._fast[0], obs)
-            value = _run_numpy(self._fast[1], obs) if self._fast[1] is not None else None
+        if self.numpy_forward is not None:  # small MLPs: numpy (policies.numpy_mlp)
+            out, value = self.numpy_forward(self.observe.numpy(observations))
             return finish_actions(out, value, explore, self.std, self.to_action, new_states)
         with torch.inference_mode():
             obs_t = self.observe(observations)
-            assert isinstance(self.model, LstmActorCritic)
             assert self._initial is not None
-            h, c = stack_states(states, self._initial)
+            h0, c0 = stack_states(states, self._initial)
             reward = (torch.zeros(len(states), 1) if rewards is None
                       else torch.from_numpy(rewards.reshape(-1, 1)))
-            out_t, value_t, h, c = self.model(obs_t, reward, h, c)
+            out_t, value_t, h, c = self.forward(obs_t, reward, h0, c0)
+            assert h is not None and c is not None
             new_states = [(h[i], c[i]) for i in range(len(states))]
-            return finish_actions(out_t.numpy(), value_t.numpy(), explore, self.std,
-                                  self.to_action, new_states)
-
-
-NumpyLayers = list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], str]]
-
-
-def _numpy_layers(sequential: nn.Sequential) -> NumpyLayers:
-    """(Wᵀ, b, activation after) per Linear of a Sequential, as float32 arrays."""
-    layers: NumpyLayers = []
-    for module in sequential:
-        if isinstance(module, nn.Linear):
-            layers.append((module.weight.detach().numpy().T.copy(),
-                           module.bias.detach().numpy().copy(), "identity"))
-        else:
-            name = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.ELU: "elu",
-                    nn.Sigmoid: "sigmoid"}[type(module)]
-            weight, bias, _ = layers[-1]
-            layers[-1] = (weight, bias, name)
-    return layers
-
-
-def _run_numpy(layers: NumpyLayers, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    for weight, bias, activation in layers:
-        x = x @ weight
-        x += bias
-        if activation == "relu":
-            np.maximum(x, 0, out=x)
-        elif activation == "sigmoid":
-            x = 1 / (1 + np.exp(-x))
-        elif activation == "tanh":
-            np.tanh(x, out=x)
-        elif activation == "elu":
-            x = np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
-    return x
+            return finish_actions(out_t.numpy(),
+                                  None if value_t is None else value_t.numpy(), explore,
+                                  self.std, self.to_action, new_states)
 
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -357,10 +361,13 @@ def finish_actions(out: np.ndarray[Any, Any], value: np.ndarray[Any, Any] | None
             chosen = out.argmax(axis=1)
         log_prob = log_p[np.arange(len(chosen)), chosen]
         raw: np.ndarray[Any, Any] = chosen
-    else:
-        raw = out + _rng.normal(0.0, std, size=out.shape) if explore else out
+    elif explore:
+        raw = out + _rng.normal(0.0, std, size=out.shape)
         z = (raw - out) / std
         log_prob = (-0.5 * z * z - math.log(std) - _LOG_SQRT_2PI).sum(axis=1)
+    else:  # the mean: z = 0, the same log-probability for every row
+        raw = out
+        log_prob = np.full(out.shape[0], -out.shape[1] * (math.log(std) + _LOG_SQRT_2PI))
     values = (np.asarray(value, dtype=np.float32).reshape(-1) if value is not None
               else np.full(out.shape[0], np.nan, dtype=np.float32))
     return PolicyOutput(to_action(raw), log_prob.astype(np.float32), values, states)

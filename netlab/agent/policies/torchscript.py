@@ -24,10 +24,11 @@ import torch
 
 from netlab.agent.policies.base import (
     FloatArray,
-    Policy,
+    ForwardOutput,
     PolicyInfo,
     PolicyOutput,
     RecurrentState,
+    TorchPolicy,
     stack_states,
 )
 from netlab.agent.policies.spec import (
@@ -38,6 +39,7 @@ from netlab.agent.policies.spec import (
 )
 
 EXTRA_FILE = "netlab.json"
+_NO_REWARD = torch.zeros(1, 1)
 
 
 def _forward_arity(module: torch.jit.ScriptModule) -> int:
@@ -52,7 +54,7 @@ def _first_in_features(module: torch.jit.ScriptModule) -> int | None:
     return None
 
 
-class TorchScriptPolicy(Policy):
+class TorchScriptPolicy(TorchPolicy):
     def __init__(self, path: Path) -> None:
         extra = {EXTRA_FILE: ""}
         self.module = torch.jit.load(  # type: ignore[no-untyped-call]
@@ -94,20 +96,30 @@ class TorchScriptPolicy(Policy):
     def initial_state(self) -> RecurrentState | None:
         return self._initial
 
-    def _run(self, obs: torch.Tensor, states: list[RecurrentState | None]
-             ) -> tuple[torch.Tensor, torch.Tensor | None, list[RecurrentState | None]]:
+    def torch_modules(self) -> list[torch.nn.Module]:
+        return [self.module]
+
+    def forward(self, obs: torch.Tensor, reward: torch.Tensor, h: torch.Tensor | None,
+                c: torch.Tensor | None) -> ForwardOutput:
         if not self.recurrent:
             result = self.module(obs)
             if isinstance(result, tuple):
-                return result[0], result[1] if len(result) > 1 else None, [None] * len(states)
-            return result, None, [None] * len(states)
-        assert self._initial is not None
-        h, c = stack_states(states, self._initial)
+                return result[0], result[1] if len(result) > 1 else None, None, None
+            return result, None, None, None
         result = self.module(obs, h, c)
         if not isinstance(result, tuple) or len(result) not in (3, 4):
             raise SpecError("a recurrent module must return (out, h, c) or (out, value, h, c)")
-        out, value = result[0], (result[1] if len(result) == 4 else None)
-        h, c = result[-2], result[-1]
+        return result[0], (result[1] if len(result) == 4 else None), result[-2], result[-1]
+
+    def _run(self, obs: torch.Tensor, states: list[RecurrentState | None]
+             ) -> tuple[torch.Tensor, torch.Tensor | None, list[RecurrentState | None]]:
+        h = c = None
+        if self.recurrent:
+            assert self._initial is not None
+            h, c = stack_states(states, self._initial)
+        out, value, h, c = self.forward(obs, _NO_REWARD, h, c)  # the module takes none
+        if h is None or c is None:
+            return out, value, [None] * len(states)
         return out, value, [(h[i], c[i]) for i in range(len(states))]
 
     def act(self, observations: FloatArray, states: list[RecurrentState | None],

@@ -8,8 +8,10 @@ normalises it (``observation: opennetlab``). The action is ``Box(1)`` in
 [0, 1], the actor's sigmoid output, mapped to 10 kbit/s–8 Mbit/s on a log
 scale by OpenNetLab's ``log_to_linear`` (the checkpoint's ``action: log``,
 the same :class:`~netlab.agent.policies.spec.ActionTransform` the agent runs).
-``reward`` is the config's reward of the state (``agent_rtc.REWARDS``; by
-default ``onl_reward``, the reward the lab's flows send their agent). One
+The reward is ``SimEnv(reward=...)``, else the config's (a name in
+``endpoints.metrics.objectives.REWARDS``; by default ``onl``, the reward the
+lab's flows send their agent); ``capacity`` reads the trace's capacity over
+the state's window (:func:`step_reward`). One
 step is one receiver poll (60 ms by default, as OpenNetLab's gym; the lab's
 receivers poll every 200 ms). An episode ends by time (``truncated``); nothing terminates it early.
 
@@ -27,6 +29,7 @@ import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
 
+from endpoints.metrics.objectives import NEEDS_CAPACITY, REWARDS
 from netlab.agent.policies import opennetlab
 from netlab.agent.policies.spec import ActionTransform
 from netlab.learning.sim.core import RtcSimulation, SimConfig
@@ -41,6 +44,17 @@ def action_to_bps(action: float) -> float:
     return float(_TO_BPS(np.array([[action]], dtype=np.float64))[0, 0])
 
 
+def step_reward(sim: RtcSimulation, name: str) -> float:
+    """The reward ``name`` of the state now; a capacity reward gets what the
+    trace offered over the state's window (the simulator knows the link)."""
+    capacity = None
+    if name in NEEDS_CAPACITY:
+        end_s = sim.now_us / 1e6 + sim.config.trace_offset_s  # on the trace's clock
+        capacity = sim.trace.mean_capacity_bps(max(0.0, end_s - sim.config.window_ms / 1e3),
+                                               end_s)
+    return REWARDS[name](sim.state(), capacity)
+
+
 def as_trace(trace: Trace | str) -> Trace:
     return trace if isinstance(trace, Trace) else load_trace(trace)
 
@@ -48,10 +62,13 @@ def as_trace(trace: Trace | str) -> Trace:
 class SimEnv(gym.Env[ObsArray, npt.NDArray[np.float32]]):
     """One simulated call per episode over a trace (see the module docstring)."""
 
-    def __init__(self, traces: Sequence[Trace | str] = (), config: SimConfig | None = None
-                 ) -> None:
+    def __init__(self, traces: Sequence[Trace | str] = (), config: SimConfig | None = None,
+                 reward: str | None = None) -> None:
         self.traces = [as_trace(t) for t in traces]
         self.config = config or SimConfig(record=False)
+        self.reward = reward or self.config.reward
+        if self.reward not in REWARDS:
+            raise ValueError(f"reward {self.reward!r}: one of {', '.join(sorted(REWARDS))}")
         self.observation_space = gym.spaces.Box(0.0, np.inf, shape=(4,), dtype=np.float32)
         self.action_space = gym.spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
         self.sim: RtcSimulation | None = None
@@ -90,5 +107,5 @@ class SimEnv(gym.Env[ObsArray, npt.NDArray[np.float32]]):
         state = sim.state()
         info = {"t_s": sim.now_us / 1e6, "estimate_bps": sim.estimate_bps,
                 "target_bps": sim.sender.target_bps, "fresh": sim.fresh}
-        return (np.asarray(state, dtype=np.float32), float(sim.reward()), False, not at_poll,
-                info)
+        return (np.asarray(state, dtype=np.float32), step_reward(sim, self.reward), False,
+                not at_poll, info)

@@ -1,28 +1,36 @@
-"""Run one simulated call under a served policy (or a fixed estimate) and score it.
+"""Run one simulated call under a controller (a policy, GCC or a fixed estimate) and score it.
 
 A :class:`~netlab.agent.policies.base.Policy` is asked exactly as the lab's
 agent asks it: the raw ``rtc-onl4`` state in, a physical estimate out, one
 batch of one per poll, deterministic (``explore=False``, the lab's default),
 with the last reward for recurrent models. Its first answer is to a zero
-state before any packet, as ``PolicyEstimator`` asks. Metrics and the
-OpenNetLab score come from the simulated packet records through
-``endpoints.metrics`` (the code that scores emulated runs).
+state before any packet, as ``PolicyEstimator`` asks. Any other controller
+is what a scenario's ``estimator:`` says (``gcc``, ``fixed:RATE``,
+``plugin:PATH``) and runs as the lab runs it. Metrics and the OpenNetLab
+score come from the simulated packet records through ``endpoints.metrics``
+(the code that scores emulated runs).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from netlab.agent.policies.base import Policy
-from netlab.learning.sim.core import RtcSimulation, SimConfig
+from netlab.learning.sim.core import POLICY, RtcSimulation, SimConfig
+from netlab.learning.sim.env import step_reward
+from netlab.scenario.model import Estimator
 from shaping.traces import Trace
 
 #: The results contract's per-flow keys shown side by side with the lab's.
 HEADLINE = ("recv_rate_bps", "delay_p95_ms", "loss")
+#: What a simulated call can be run under: a policy, a fixed estimate in bit/s,
+#: or a scenario's estimator (``Estimator("gcc")``, ...).
+Controller = Policy | float | Estimator
 
 
 @dataclass
@@ -51,20 +59,52 @@ class EpisodeResult:
                 "scores": self.scores, "drops": self.drops}
 
 
-def run_episode(controller: Policy | float, trace: Trace, config: SimConfig | None = None,
-                seed: int = 0) -> EpisodeResult:
-    """One call over ``trace``: ``controller`` a policy, or a fixed estimate in bps."""
+def controller_estimator(controller: Controller) -> Estimator:
+    """The scenario estimator a controller runs as (a policy: ``policy``)."""
+    if isinstance(controller, Policy):
+        return POLICY
+    if isinstance(controller, Estimator):
+        return controller
+    return Estimator("fixed", rate_bps=round(controller))
+
+
+def simulate(controller: Controller, trace: Trace, config: SimConfig, seed: int = 0,
+             base_dir: Path | None = None) -> tuple[RtcSimulation, list[float]]:
+    """One call over ``trace`` under ``controller``, run to its end: the simulation
+    (its records) and the rewards seen at a policy's polls."""
+    sim = RtcSimulation(trace, config, seed, controller_estimator(controller), base_dir)
+    if isinstance(controller, Policy):
+        return sim, _drive(sim, controller)
+    while sim.advance():
+        pass
+    return sim, []
+
+
+def run_episode(controller: Controller, trace: Trace, config: SimConfig | None = None,
+                seed: int = 0, base_dir: Path | None = None) -> EpisodeResult:
+    """One call over ``trace`` under ``controller``, scored."""
     config = config or SimConfig()
     started = time.perf_counter()
-    sim = RtcSimulation(trace, config, seed)
-    policy = controller if isinstance(controller, Policy) else None
-    state = policy.initial_state() if policy is not None else None
+    sim, rewards = simulate(controller, trace, config, seed, base_dir)
+    wall = time.perf_counter() - started
+    result = EpisodeResult(trace=trace.name, seed=seed, sim_s=sim.end_ns / 1e9, wall_s=wall,
+                           polls=sim.polls or sim.receiver.counters.estimator_polls,
+                           decisions=sim.decisions,
+                           mean_reward=float(np.mean(rewards)) if rewards else 0.0,
+                           drops=dict(sim.link.drops))
+    if config.record:
+        summary = sim.summary()
+        result.metrics, result.scores = summary.metrics, summary.scores
+    return result
+
+
+def _drive(sim: RtcSimulation, policy: Policy) -> list[float]:
+    """Answer every poll of ``sim`` with ``policy``; the rewards seen at the polls."""
+    state = policy.initial_state()
     reward = 0.0
 
     def answer(observation: list[float]) -> float:
         nonlocal state
-        if policy is None:
-            return float(controller)  # type: ignore[arg-type]
         out = policy.act(np.asarray([observation], dtype=np.float32), [state], explore=False,
                          rewards=np.asarray([reward], dtype=np.float32))
         state = out.states[0]
@@ -74,16 +114,8 @@ def run_episode(controller: Policy | float, trace: Trace, config: SimConfig | No
     rewards: list[float] = []
     while sim.advance():
         observation = sim.state()
-        reward = sim.reward()
+        reward = step_reward(sim, sim.config.reward)
         rewards.append(reward)
-        sim.decide(answer(observation) if sim.fresh or not config.hold_without_packets
-                   else sim.estimate_bps)
-    wall = time.perf_counter() - started
-    result = EpisodeResult(trace=trace.name, seed=seed, sim_s=sim.end_us / 1e6, wall_s=wall,
-                           polls=sim.polls, decisions=sim.decisions,
-                           mean_reward=float(np.mean(rewards)) if rewards else 0.0,
-                           drops=dict(sim.link.drops))
-    if config.record:
-        summary = sim.summary()
-        result.metrics, result.scores = summary.metrics, summary.scores
-    return result
+        # A poll without new packets keeps the estimate and asks no one (PolicyEstimator).
+        sim.decide(answer(observation) if sim.fresh else sim.estimate_bps)
+    return rewards

@@ -36,13 +36,15 @@ class Bottleneck:
     arriving packet, so the FIFO pairs each delivery with its item exactly.
     """
 
-    def __init__(self, config: DirectionConfig) -> None:
+    def __init__(self, config: DirectionConfig, start_ns: int = 0) -> None:
+        """``start_ns``: when the link's trace starts on the caller's clock (before 0:
+        the call begins that far into the trace, as a lab's sender does)."""
         if config.reorder or config.queue_policy != "droptail":
             raise ValueError("the simulator's bottleneck needs droptail without reordering")
         self.items: deque[object] = deque()
         self.drops: dict[str, int] = {}
         self._dropped = False
-        self.engine = DirectionEngine(config, 0, self._on_drop)
+        self.engine = DirectionEngine(config, start_ns, self._on_drop)
 
     def _on_drop(self, arrival_ns: int, ip_size: int, reason: int, now_ns: int) -> None:
         self._dropped = True
@@ -64,10 +66,9 @@ class Bottleneck:
         items = self.items
         return [(due, items.popleft()) for due, _ in self.engine.pop_due(now_ns)]
 
-    def first_due_ns(self, now_ns: int) -> int | None:
-        """When the oldest packet past the queue arrives (None: none is past it yet)."""
-        self.engine.advance(now_ns)
-        return self.engine.delay.next_due_ns()
+    def next_event_ns(self) -> int | None:
+        """When the link next moves a packet or changes its shape (None: it holds none)."""
+        return self.engine.next_event_ns()
 
     def delay_s(self) -> float:
         """The one-way delay in force now (the trace's, else the base shape's)."""

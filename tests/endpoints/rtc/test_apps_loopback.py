@@ -133,7 +133,7 @@ def check_frames(log_dir: Path, sent: np.ndarray[Any, Any],
 def test_sender_side_gcc_over_loopback(processes: Processes, tmp_path: Path) -> None:
     receiver, port = start_receiver(processes, tmp_path)
     sender = processes.start("endpoints.rtc.sender_app", "--dest", f"127.0.0.1:{port}",
-                             "--duration", "4", "--start-rate", "500k", "--estimator", "gcc",
+                             "--duration", "4", "--start-rate", "500kbit", "--estimator", "gcc",
                              "--no-probing", "--log-dir", str(tmp_path), "--seed", "3")
     finish(sender)
     time.sleep(0.2)  # the last packets' feedback
@@ -188,7 +188,7 @@ def test_target_follows_remb_from_fixed_receiver_estimate(processes: Processes,
     receiver, port = start_receiver(processes, tmp_path, "--estimator", "fixed:800000",
                                     "--poll-interval", "0.2")
     sender = processes.start("endpoints.rtc.sender_app", "--dest", f"127.0.0.1:{port}",
-                             "--duration", "3", "--start-rate", "300k", "--estimator", "remb",
+                             "--duration", "3", "--start-rate", "300kbit", "--estimator", "remb",
                              "--log-dir", str(tmp_path))
     finish(sender)
     stop(receiver)
@@ -278,8 +278,8 @@ def test_sigterm_flushes_every_log(processes: Processes, tmp_path: Path) -> None
     ("endpoints.rtc.receiver_app", ["--bind", "127.0.0.1:0", "--feedback-interval", "0.5"],
      2, "[0.05, 0.1]"),
     ("endpoints.rtc.sender_app", ["--dest", "nohost"], 2, "HOST:PORT"),
-    ("endpoints.rtc.sender_app", ["--dest", "127.0.0.1:9", "--start-rate", "1M",
-                                  "--max-rate", "500k"], 2, "outside"),
+    ("endpoints.rtc.sender_app", ["--dest", "127.0.0.1:9", "--start-rate", "1Mbit",
+                                  "--max-rate", "500kbit"], 2, "outside"),
 ])
 def test_bad_arguments_say_what_and_how_to_fix(module: str, args: list[str], code: int,
                                                text: str) -> None:

@@ -81,7 +81,7 @@ def test_gcc_settles_below_a_1_mbit_bottleneck(link: None, tmp_path: Path) -> No
             time.sleep(0.02)
         sender = in_namespace(SENDER_NS, "endpoints.rtc.sender_app",
                               "--dest", f"{RECEIVER_IP}:5004", "--duration", str(DURATION_S),
-                              "--start-rate", "1.2M", "--estimator", "gcc",
+                              "--start-rate", "1.2Mbit", "--estimator", "gcc",
                               "--log-dir", str(tmp_path))
         started.append(sender)
         _out, err = sender.communicate(timeout=DURATION_S + 20)

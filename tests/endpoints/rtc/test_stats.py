@@ -12,13 +12,13 @@ def test_arrival_record_carries_alphartc_stats() -> None:
     packet = RtpPacket(96, 1000, 9000, 77, marker=True, payload=bytes(500), padding_size=4)
     packet.set_transport_sequence_number(3)
     packet.set_abs_send_time(0)
-    record = ArrivalRecord.from_packet(packet, send_time_ms=1000.4, arrival_time_ms=1030.9,
+    record = ArrivalRecord.from_packet(packet, send_time_ms=1000.4, arrival_time_ms=1030.5,
                                        transport_sequence=3)
     stats = record.alphartc_stats()
     assert tuple(stats) == ALPHARTC_STATS_KEYS
-    assert stats == {"send_time_ms": 1000, "arrival_time_ms": 1030, "payload_type": 96,
+    assert stats == {"send_time_ms": 1000, "arrival_time_ms": 1031, "payload_type": 96,
                      "sequence_number": 1000, "ssrc": 77, "padding_length": 4,
-                     "header_length": 24, "payload_size": 500}
+                     "header_length": 24, "payload_size": 504}
     assert record.as_dict()["transport_sequence"] == 3
 
 

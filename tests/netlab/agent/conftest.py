@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-ONL_CHECKPOINT = REPO.parent / "shared" / "external" / "opennetlab" / "pretrained_model.pth"
+ONL_CHECKPOINT = REPO / "models" / "opennetlab-pretrained.pth"
 
 
 @dataclass

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from endpoints import agent_protocol as proto
 from endpoints.agent_client import AgentClient
-from netlab.agent.stats import MARGIN_NS, MIN_ERRORS, ArrivalPredictor, SpinBudget
+from netlab.agent.arrivals import MARGIN_NS, MIN_ERRORS, ArrivalPredictor
+from netlab.agent.polling import SpinBudget
 from tests.netlab.agent.conftest import RunningAgent
 
 PERIOD = 20_000_000  # 50 Hz

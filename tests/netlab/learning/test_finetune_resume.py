@@ -96,6 +96,8 @@ def test_killed_finetune_resumes_from_its_last_checkpoint(tmp_path: Path) -> Non
         rows = list(csv.DictReader(handle))
     assert [r["round"] for r in rows] == ["1", "2"]
     assert float(rows[0]["steps"]) >= 10 and float(rows[1]["faithful"]) == 1.0
+    for row in rows:  # exclusions are counted every round, whatever they were
+        assert int(row["left_out"]) == int(row["unfaithful"]) + int(row["failed"]), row
     assert (out / "curves.png").stat().st_size > 5000
     last = out / "checkpoints" / "round-0002.pth"
     policy = load_policy(last)  # the agent's loader, weights_only

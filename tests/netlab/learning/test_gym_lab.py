@@ -11,6 +11,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import netlab.gym  # noqa: F401  (registers netlab/LabRtc-v0)
+from netlab.errors import NetlabError
 from netlab.learning.scenario_set import EnvConfig
 
 ENV = EnvConfig(max_bw_mbps=2.0, bw_ratio=1.0, change_interval_s=0.0, delay_ms=10,
@@ -56,3 +57,22 @@ def test_steps_are_wall_clock_and_apply_the_action(env: Any) -> None:
     # last-estimate feature, normalised like OpenNetLab: log(4.6M) on 10k..8M.
     assert obs[3] == pytest.approx(0.93, abs=0.02)
     assert max(rewards) > 0.3  # receiving at a Mbit/s rate scores on the log scale
+
+
+def test_reward_is_a_parameter_and_capacity_reads_the_trace() -> None:
+    with pytest.raises(NetlabError, match="unknown reward"):
+        gymnasium.make("netlab/LabRtc-v0", envs=[ENV], reward="score")
+    made = gymnasium.make("netlab/LabRtc-v0", envs=[ENV], lab="fttgymc", reward="capacity")
+    try:
+        made.reset(seed=1)
+        rewards, capacities, truncated = [], [], False
+        while not truncated:
+            _, reward, _, truncated, info = made.step(np.array([0.8], dtype=np.float32))
+            if not truncated:
+                rewards.append(float(reward))
+                capacities.append(info["capacity_bps"])
+    finally:
+        made.close()
+    # A constant 2 Mbit/s trace (bw_ratio 1): what it offered over every window.
+    assert capacities and all(c == pytest.approx(2e6) for c in capacities), capacities
+    assert all(0.0 <= r <= 1.0 for r in rewards) and max(rewards) > 0.5, rewards

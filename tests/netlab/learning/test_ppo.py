@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from netlab.agent.checkpoints import load_policy
@@ -145,3 +146,15 @@ def test_rollout_from_agent_transitions() -> None:
     expected = [qoe_reward(rows["obs"][i].tolist()) for i in (2, 3, 4, 5)]
     assert np.allclose(rescored.rewards, expected)
     assert rescored.rewards[1] < rescored.rewards[0]  # 400 ms of delay costs
+    # A capacity reward reads what the link offered before each observation was sent.
+    from endpoints.agent_rtc import capacity_reward
+
+    rows["t_request_ns"] = [0, 0, 1_000_000_000, 2_000_000_000, 1_000_000_000, 2_000_000_000]
+    offered = {1_000_000_000: 4e5, 2_000_000_000: 1e6}
+    by_link = rollout_from_transitions(rows, transform, reward=capacity_reward,
+                                       capacity=offered.__getitem__)
+    expected = [capacity_reward(rows["obs"][i].tolist(), offered[int(rows["t_request_ns"][i])])
+                for i in (2, 3, 4, 5)]
+    assert np.allclose(by_link.rewards, expected)
+    with pytest.raises(ValueError, match="capacity"):
+        rollout_from_transitions(rows, transform, reward=capacity_reward)

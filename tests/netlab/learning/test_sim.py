@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from endpoints.agent_rtc import OnlPacketWindow, liner_to_log, onl_reward
-from endpoints.rtc.rtp import AbsSendTimeUnwrapper, abs_send_time_from_us
+from endpoints.rtc.rtp import abs_send_time_from_us
+from endpoints.rtc.stats import AbsSendTimeMs, arrival_ms
 from netlab.learning.sim import RtcSimulation, SimConfig, run_episode
 from netlab.learning.sim.env import SimEnv, action_to_bps
 from shaping.spec import LinkShape, QueueLimit
@@ -70,17 +71,18 @@ def test_observation_and_reward_are_the_lab_window_on_the_same_records() -> None
     recv, _ = sim.records()
     estimates = [(0, 300_000.0)] + [(t, e) for t, e in sim.estimates]
     window = OnlPacketWindow()
-    unwrap = AbsSendTimeUnwrapper()
+    unwrap = AbsSendTimeMs()
     replayed: dict[int, list[float]] = {}
     i = 0
     for t_us, _, _ in polls:
         while i < len(recv) and recv["arrival_ns"][i] <= t_us * 1000:
             row = recv[i]
             in_force = [e for t, e in estimates if t * 1000 < row["arrival_ns"]][-1]
-            # the lab receiver's send time: abs-send-time (2^-18 s) unwrapped, in ms
-            send_ms = unwrap.unwrap(abs_send_time_from_us(int(row["send_ns"]) // 1000)) / 1000
-            window.on_packet({"send_time_ms": int(send_ms),
-                              "arrival_time_ms": int(row["arrival_ns"] / 1e6),
+            # AlphaRTC's times, as the lab's receiver gives them (endpoints.rtc.stats):
+            # abs-send-time (2^-18 s) unwrapped and rounded to ms; arrival µs rounded to ms
+            send_ms = unwrap(abs_send_time_from_us(int(row["send_ns"]) // 1000))
+            window.on_packet({"send_time_ms": send_ms,
+                              "arrival_time_ms": arrival_ms(int(row["arrival_ns"])),
                               "ssrc": int(row["ssrc"]), "sequence_number": int(row["rtp_seq"]),
                               "payload_size": int(row["size"] - row["header_length"])},
                              in_force)

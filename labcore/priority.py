@@ -1,0 +1,109 @@
+"""The real-time priority ladder, and the one helper that climbs it.
+
+Wake-up lateness of a replayer or a user-space link is the link's timing
+error, so shaping sits on the top rung; the policy agent answers the
+endpoints within a deadline, but must never delay the links whose fidelity
+the run reports, so it sits one rung below; endpoints (the traffic being
+measured) stay at normal priority, as any application would.  When
+SCHED_FIFO is refused (no CAP_SYS_NICE, a container without a real-time
+budget) each rung falls back to a nice value in the same order.
+
+=========================  ==========  ====
+rung                       SCHED_FIFO  nice
+=========================  ==========  ====
+replayers, user-space link 50          -15
+agent (serving thread)     40          -10
+endpoints                  (normal)    0
+=========================  ==========  ====
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass
+
+PR_SET_TIMERSLACK = 29  # linux/prctl.h
+MCL_CURRENT, MCL_FUTURE = 1, 2  # sys/mman.h
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One step of the ladder: a SCHED_FIFO priority (None: never real-time) and
+    the nice value used where real-time scheduling is refused."""
+
+    name: str
+    fifo: int | None
+    nice: int
+
+
+SHAPING = Rung("shaping", fifo=50, nice=-15)
+AGENT = Rung("agent", fifo=40, nice=-10)
+ENDPOINT = Rung("endpoint", fifo=None, nice=0)
+#: Highest first.
+LADDER = (SHAPING, AGENT, ENDPOINT)
+
+
+@dataclass(frozen=True)
+class Priority:
+    """What the thread obtained: ``fifo`` (SCHED_FIFO), ``nice`` or ``none``; plus extras."""
+
+    policy: str
+    timer_slack_ns: int | None
+    memory_locked: bool
+
+    def describe(self) -> str:
+        parts = [self.policy]
+        if self.timer_slack_ns is not None:
+            parts.append(f"slack={self.timer_slack_ns}ns")
+        if self.memory_locked:
+            parts.append("mlock")
+        return ",".join(parts)
+
+
+def _set_timer_slack(slack_ns: int) -> int | None:
+    """Shrink the kernel's timer slack (default 50 µs) for this thread; None if refused."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_TIMERSLACK, ctypes.c_ulong(slack_ns), 0, 0, 0) != 0:
+            return None
+    except OSError:
+        return None
+    return slack_ns
+
+
+def _lock_memory() -> bool:
+    """mlockall(MCL_CURRENT | MCL_FUTURE): no page faults on the timed path."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.mlockall(MCL_CURRENT | MCL_FUTURE) == 0)
+    except OSError:
+        return False
+
+
+def raise_priority(want: str, rung: Rung, *, lock_memory: bool = False,
+                   timer_slack_ns: int = 1) -> Priority:
+    """Best effort, for the calling thread: ``rung``'s SCHED_FIFO, else its nice value.
+
+    ``want`` is ``fifo``, ``nice`` or ``none`` (the process's command-line
+    choice); refusals fall back silently and the result says what held.  The
+    timer slack drops to ``timer_slack_ns`` whatever the policy.
+    """
+    policy = "none"
+    if want == "fifo" and rung.fifo is not None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(rung.fifo))
+            policy = "fifo"
+        except OSError:
+            want = "nice"
+    elif want == "fifo":
+        want = "nice"
+    if want == "nice" and rung.nice != 0:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, rung.nice)
+            policy = "nice"
+        except OSError:
+            policy = "none"
+    slack = _set_timer_slack(timer_slack_ns)
+    locked = _lock_memory() if lock_memory else False
+    return Priority(policy, slack, locked)

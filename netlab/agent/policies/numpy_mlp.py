@@ -1,0 +1,100 @@
+"""Small actor-critic MLPs forward in numpy, actor and critic in one chain.
+
+A forward pass through ``nn.Module`` dispatch costs far more than the matrix
+products of a 22 k-parameter MLP (``bench/agent_profile.py --only forward``
+measures torch eager, a frozen TorchScript module and this side by side), so
+such MLPs run here. When actor and critic have the same depth and hidden
+activation they run as one chain: the first layer's weights side by side, the
+deeper ones block-diagonal, so each layer is one product instead of two (the
+zero blocks add exact zeros; the cost of numpy calls, not of arithmetic,
+dominates at these sizes). Results agree with torch's to float32 rounding
+(tests/netlab/agent/test_numpy_mlp.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+Array = np.ndarray[Any, Any]
+#: (Wᵀ [in, out], b [out], activation after) per Linear
+Layers = list[tuple[Array, Array, str]]
+_NAMES: dict[type[nn.Module], str] = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.ELU: "elu",
+                                      nn.Sigmoid: "sigmoid"}
+
+
+def layers_of(sequential: nn.Sequential) -> Layers:
+    """(Wᵀ, b, activation after) per Linear of a Sequential, as float32 arrays."""
+    layers: Layers = []
+    for module in sequential:
+        if isinstance(module, nn.Linear):
+            layers.append((module.weight.detach().cpu().numpy().T.astype(np.float32),
+                           module.bias.detach().cpu().numpy().astype(np.float32), "identity"))
+        else:
+            weight, bias, _ = layers[-1]
+            layers[-1] = (weight, bias, _NAMES[type(module)])
+    return layers
+
+
+def activate(x: Array, activation: str) -> Array:
+    """``activation`` applied to ``x`` (in place where numpy allows)."""
+    if activation == "relu":
+        np.maximum(x, 0, out=x)
+    elif activation == "tanh":
+        np.tanh(x, out=x)
+    elif activation == "sigmoid":
+        x = 1 / (1 + np.exp(-x))
+    elif activation == "elu":
+        x = np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+    return x
+
+
+def run(layers: Layers, x: Array) -> Array:
+    for weight, bias, activation in layers:
+        x = x @ weight
+        x += bias
+        x = activate(x, activation)
+    return x
+
+
+def _block_diagonal(a: Array, b: Array) -> Array:
+    out = np.zeros((a.shape[0] + b.shape[0], a.shape[1] + b.shape[1]), dtype=np.float32)
+    out[:a.shape[0], :a.shape[1]] = a
+    out[a.shape[0]:, a.shape[1]:] = b
+    return out
+
+
+def fuse(actor: Layers, critic: Layers) -> Layers | None:
+    """One chain computing ``[actor(x) before its output activation | critic(x)]``,
+    or None when the two cannot share one (other depth or hidden activations)."""
+    if len(actor) != len(critic) or critic[-1][2] != "identity":
+        return None
+    if any(a[2] != c[2] for a, c in zip(actor[:-1], critic[:-1], strict=True)):
+        return None
+    fused: Layers = []
+    for k, ((wa, ba, fa), (wc, bc, _)) in enumerate(zip(actor, critic, strict=True)):
+        weight = np.concatenate([wa, wc], axis=1) if k == 0 else _block_diagonal(wa, wc)
+        last = k == len(actor) - 1
+        fused.append((weight, np.concatenate([ba, bc]), "identity" if last else fa))
+    return fused
+
+
+class NumpyActorCritic:
+    """``(raw actions [B, A], value [B, 1] or None)`` for normalised observations."""
+
+    def __init__(self, actor: nn.Sequential, critic: nn.Sequential | None) -> None:
+        self.actor = layers_of(actor)
+        self.critic = layers_of(critic) if critic is not None else None
+        self.out_size = self.actor[-1][0].shape[1]
+        self.output = self.actor[-1][2]
+        self.fused = fuse(self.actor, self.critic) if self.critic is not None else None
+
+    def __call__(self, x: Array) -> tuple[Array, Array | None]:
+        if self.fused is None:
+            return run(self.actor, x), (run(self.critic, x) if self.critic is not None
+                                        else None)
+        y = run(self.fused, x)
+        a = self.out_size
+        return activate(y[:, :a].copy(), self.output), y[:, a:]

@@ -1,0 +1,57 @@
+"""labcore.priority: the ladder's order, and what a real process gets on each rung."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labcore.priority import AGENT, ENDPOINT, LADDER, SHAPING, Rung
+
+REPO = Path(__file__).resolve().parents[2]
+PROBE = """
+import json, os, sys
+from labcore import priority
+rung = getattr(priority, sys.argv[1])
+got = priority.raise_priority(sys.argv[2], rung)
+print(json.dumps({"policy": got.policy, "slack": got.timer_slack_ns,
+                  "fifo": os.sched_getscheduler(0) == os.SCHED_FIFO,
+                  "rt": os.sched_getparam(0).sched_priority,
+                  "nice": os.getpriority(os.PRIO_PROCESS, 0)}))
+"""
+
+
+def _probe(rung: Rung, want: str) -> dict[str, object]:
+    out = subprocess.run([sys.executable, "-c", PROBE, rung.name.upper(), want], cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                         text=True, timeout=30, check=True)
+    result: dict[str, object] = json.loads(out.stdout)
+    return result
+
+
+def test_the_ladder_puts_shaping_above_the_agent_above_the_endpoints() -> None:
+    assert LADDER == (SHAPING, AGENT, ENDPOINT)
+    assert SHAPING.fifo is not None and AGENT.fifo is not None
+    assert SHAPING.fifo > AGENT.fifo > 0 and ENDPOINT.fifo is None
+    assert SHAPING.nice < AGENT.nice < ENDPOINT.nice == 0  # the fallback keeps the order
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_FIFO needs CAP_SYS_NICE")
+def test_each_rung_gets_its_fifo_priority() -> None:
+    shaping, agent, endpoint = (_probe(r, "fifo") for r in LADDER)
+    assert shaping == {"policy": "fifo", "slack": 1, "fifo": True, "rt": SHAPING.fifo, "nice": 0}
+    assert agent == {"policy": "fifo", "slack": 1, "fifo": True, "rt": AGENT.fifo, "nice": 0}
+    # endpoints stay where any application runs; asking for fifo gives them nothing
+    assert endpoint == {"policy": "none", "slack": 1, "fifo": False, "rt": 0, "nice": 0}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a negative nice needs CAP_SYS_NICE")
+def test_the_nice_fallback_keeps_the_same_order() -> None:
+    shaping, agent = _probe(SHAPING, "nice"), _probe(AGENT, "nice")
+    assert (shaping["policy"], shaping["nice"]) == ("nice", SHAPING.nice)
+    assert (agent["policy"], agent["nice"]) == ("nice", AGENT.nice)
+    assert _probe(SHAPING, "none")["policy"] == "none"
