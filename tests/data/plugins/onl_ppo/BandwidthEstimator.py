@@ -2,7 +2,7 @@
 # Shaped like OpenNetLab/Challenge-Example's BandwidthEstimator.py (a PPO
 # estimator; that repository has no licence, so this is our code doing what
 # it does): torch and OpenNetLab's pretrained actor-critic loaded in
-# __init__ from ./model/pretrained_model.pth (a link to
+# __init__ from ./model/pretrained_model.pth (a copy of
 # models/opennetlab-pretrained.pth, OpenNetLab gym-example, BSD-3-Clause),
 # the 4 features over the last 60 ms, the action mapped log-linearly onto
 # 10 kbit/s-8 Mbit/s, a new estimate only when packets came since the last
