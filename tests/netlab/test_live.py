@@ -89,17 +89,26 @@ class Writers:
 
     def _run(self) -> None:
         start = time.monotonic()
-        step = 0
         while not self._stop.wait(self.interval_s):
             now = time.monotonic()
-            step += 1
-            self.last_rtc = _rtc_lines(now, now - start, _sawtooth_bps(now - start))
-            for entry in self.last_rtc:
-                _append(self.rtc, entry)
-            receiver, sender = _tcp_lines(now, now - start, TCP_RECV_BPS, step)
-            _append(self.tcp_recv, receiver)
-            _append(self.tcp_send, sender)
-            self.lines += 4
+            self.write_step(now, now - start)
+
+    def write_step(self, now: float, t_s: float) -> None:
+        """One line per role and flow, stamped ``now``."""
+        self.last_rtc = _rtc_lines(now, t_s, _sawtooth_bps(t_s))
+        for entry in self.last_rtc:
+            _append(self.rtc, entry)
+        receiver, sender = _tcp_lines(now, t_s, TCP_RECV_BPS, self.lines // 4 + 1)
+        _append(self.tcp_recv, receiver)
+        _append(self.tcp_send, sender)
+        self.lines += 4
+
+    def backfill(self, steps: int, end: float) -> None:
+        """``steps`` steps stamped ``interval_s`` apart up to ``end``, written
+        at once: the history a view reads is then exact, whatever the load."""
+        for index in range(steps):
+            stamp = end - (steps - 1 - index) * self.interval_s
+            self.write_step(stamp, stamp - (end - steps * self.interval_s))
 
     def __enter__(self) -> Writers:
         self._thread.start()
@@ -228,16 +237,19 @@ def test_format_bps() -> None:
 # ---- rendering ----------------------------------------------------------------------------
 
 
-def test_layout_shows_flows_values_and_sparkline(tmp_path: Path, writers: Writers) -> None:
+def test_layout_shows_flows_values_and_sparkline(tmp_path: Path) -> None:
+    # The history is written with exact stamps rather than by a thread, so a
+    # loaded machine cannot leave holes in the window this test measures.
+    writers = Writers(tmp_path)
     console = _recording_console()
-    view = LiveView(_flows(writers, tmp_path), 60.0, console=console, quiet=False,
+    end = time.monotonic()
+    view = LiveView(_flows(writers, tmp_path), 60.0, console=console, quiet=True,
                     title="lte-rtc", backend="kernel", summary=False, status_every_s=600,
-                    window_s=1.0)
+                    window_s=1.0, start_monotonic=end - 2.0)  # quiet: no polling thread
     with view:
-        writers.wait_lines(4 * 60)  # over a second: two sawtooth periods in the window
-        writers.__exit__()
-        view.poll()
-        console.print(view.render())
+        writers.backfill(60, end)  # over a second: two sawtooth periods in the window
+        view.poll(end)
+        console.print(view.render(end))
     text = console.export_text()
     last_recv = writers.last_rtc[1]["rate_bps"]
     assert isinstance(last_recv, float)
