@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import signal
@@ -47,6 +48,9 @@ SPEC_FILE = "spec.json"
 TRANSITIONS_FILE = "transitions.npy"
 CONTROL_FILE = "control.json"
 PR_SET_PDEATHSIG = 1
+#: How long an episode waits for a same-named lab that a dying episode is
+#: still tearing down (teardown of a two-host lab takes well under a second).
+PREDECESSOR_WAIT_S = 20.0
 
 
 #: An episode's environment: a Genet-style configuration, or a user's scenario file.
@@ -220,10 +224,40 @@ def run_episode(spec: EpisodeSpec) -> EpisodeResult:
 # ---- child process -----------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
+def _set_parent_death_signal() -> None:
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """In the forked child: SIGTERM when the learner dies.  A learner that
+    died between the fork and the prctl sent no signal, so the child checks
+    it still has that parent and exits at once if not (``prctl(2)``)."""
+    _set_parent_death_signal()
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def clear_predecessor(lab: str, wait_s: float = PREDECESSOR_WAIT_S) -> None:
+    """Make way for an episode in lab ``lab``.  A killed node or learner can
+    leave its episode's lab behind (the owner died without teardown) or
+    still tearing down (its child got SIGTERM and is removing it).  The
+    first is taken down, the second waited for; a lab whose owner still
+    runs after ``wait_s`` is left alone, and the episode's preflight names it."""
+    from netlab.lab import lifecycle, state
+    from netlab.paths import run_root
+
+    deadline = time.monotonic() + wait_s
+    while (run_root() / lab).exists():
+        with contextlib.suppress(NetlabError, OSError, ValueError):
+            journaled = state.load(lab)
+            if journaled is not None and not journaled.owner_alive():
+                lifecycle.down(lab)
+                return
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.2)
 
 
 def child_main(spec_path: Path) -> int:
@@ -344,6 +378,7 @@ class LabPool:
         lab = self._free_lab()
         if lab is not None:
             spec = replace(spec, lab=lab)
+            clear_predecessor(lab)
         directory = Path(spec.directory).resolve()  # the child runs in it: no relative path
         spec = replace(spec, directory=str(directory))
         directory.mkdir(parents=True, exist_ok=True)
@@ -355,7 +390,8 @@ class LabPool:
         with open(directory / "episode.out", "ab") as out:
             proc = subprocess.Popen([*python_argv("netlab.learning.labs"), str(spec_path)],
                                     cwd=directory, env=child_env(), stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=out, preexec_fn=_die_with_parent,
+                                    stdout=out, stderr=out,
+                                    preexec_fn=functools.partial(_die_with_parent, os.getpid()),
                                     close_fds=True)
         return _Running(spec, proc)
 
@@ -440,5 +476,5 @@ if __name__ == "__main__":
     if len(sys.argv) != 2:
         print("usage: python -m netlab.learning.labs SPEC.json", file=sys.stderr)
         sys.exit(2)
-    _die_with_parent()
+    _set_parent_death_signal()  # kept across exec; set again in case a wrapper ran between
     sys.exit(child_main(Path(sys.argv[1])))
