@@ -29,9 +29,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pyroute2 import IPRoute
-
 from labcore import netns as labcore_netns
+from labcore.netlink import IPRoute
 from shaping.spec import LinkShape
 from shaping.tc import FRAME_BYTES, make_shaper
 

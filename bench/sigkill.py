@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-from pyroute2 import IPRoute
+
+from labcore.netlink import IPRoute
 
 ROOT = Path(__file__).resolve().parents[1]
 NETLAB = [sys.executable, "-m", "netlab.cli.main"]

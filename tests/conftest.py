@@ -16,7 +16,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from pyroute2 import IPRoute
+
+from labcore.netlink import IPRoute
 
 _RUN_ROOT = Path(tempfile.mkdtemp(prefix="netlab-test-run-"))
 os.environ["NETLAB_RUN_ROOT"] = str(_RUN_ROOT)

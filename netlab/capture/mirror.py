@@ -14,9 +14,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
+from labcore.netlink import IPRoute, NetlinkError
 from netlab.capture.points import CapturePoint
 from netlab.lab import netns
 from netlab.lab.state import StateJournal

@@ -12,8 +12,7 @@ import os
 from functools import partial
 from pathlib import Path
 
-from pyroute2 import IPRoute
-
+from labcore.netlink import IPRoute
 from netlab.lab import netns
 from netlab.lab.plan import HostPlan, LabPlan
 from netlab.lab.state import StateJournal

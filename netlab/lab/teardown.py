@@ -18,9 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psutil
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
+from labcore.netlink import IPRoute, NetlinkError
 from netlab.lab import netns
 from netlab.lab.state import LabState, Recorded
 from netlab.paths import lab_dir

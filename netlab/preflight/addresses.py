@@ -21,8 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Network, ip_network
 
-from pyroute2 import IPRoute
-
+from labcore.netlink import IPRoute
 from netlab import paths
 from netlab.errors import NetlabError
 

@@ -31,11 +31,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pyroute2 import IPRoute, netns
-from pyroute2.netlink.exceptions import NetlinkError
-
 from labcore import netns as labcore_netns
 from labcore.jsonfile import write_json_atomic
+from labcore.netlink import IPRoute, NetlinkError, netns
 from netlab import paths
 from netlab.lab.state import pid_alive
 

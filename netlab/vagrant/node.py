@@ -128,9 +128,8 @@ def setup(job: dict[str, Any]) -> dict[str, Any]:
     subprocess.run(["modprobe", "sch_netem"], check=False)
     netem = Path("/sys/module/sch_netem").exists()
     if job.get("shapes"):
-        from pyroute2 import IPRoute
-
         from labcore import netns as labcore_netns
+        from labcore.netlink import IPRoute
         from shaping.replay.process import _shape_from_json
         from shaping.tc import make_shaper
 

@@ -37,8 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     # opened in (docs/design.md: open devices after setns()).
     if spec.namespace:
         netns.enter(spec.namespace)
-    from pyroute2 import IPRoute
-
+    from labcore.netlink import IPRoute
     from shaping.tc import make_shaper
 
     priority = raise_priority(spec.priority, SHAPING, lock_memory=spec.lock_memory)

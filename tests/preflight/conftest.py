@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pyroute2 import netns
 
+from labcore.netlink import netns
 from netlab.preflight import capabilities
 
 TEST_PREFIX = "nltb-"

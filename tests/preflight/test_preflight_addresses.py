@@ -8,8 +8,8 @@ from ipaddress import IPv4Network, ip_interface
 from pathlib import Path
 
 import pytest
-from pyroute2 import IPRoute
 
+from labcore.netlink import IPRoute
 from netlab.errors import NetlabError
 from netlab.preflight import address_collisions, choose_subnet
 from netlab.preflight.addresses import SUBNET_POOLS

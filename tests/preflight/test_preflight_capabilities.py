@@ -140,7 +140,7 @@ def test_tun_reports_missing_namespace() -> None:
 
 
 def test_stale_probe_namespace_of_dead_process_is_swept(own_netns: str) -> None:
-    from pyroute2 import netns
+    from labcore.netlink import netns
 
     dead = subprocess.Popen(["true"])
     dead.wait()

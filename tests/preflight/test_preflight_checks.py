@@ -13,8 +13,8 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 import pytest
-from pyroute2 import netns
 
+from labcore.netlink import netns
 from netlab import paths
 from netlab.errors import NetlabError
 from netlab.preflight import (

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-from pyroute2 import IPRoute
 
 from endpoints.rtc import logs
+from labcore.netlink import IPRoute
 from shaping.spec import LinkShape, QueueLimit
 from shaping.tc import make_shaper
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -53,6 +54,7 @@ def cluster() -> Iterator[Cluster]:
     saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
     os.environ.update({k: started.env[k] for k in saved})
     _reload_auth()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         ray.init(address=started.address, log_to_driver=False)
         deadline = time.monotonic() + 60
@@ -62,6 +64,8 @@ def cluster() -> Iterator[Cluster]:
         yield started
     finally:
         ray.shutdown()
+        for sig, handler in handlers.items():  # ray.init installs its own in this process
+            signal.signal(sig, handler)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

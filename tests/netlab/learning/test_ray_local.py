@@ -3,6 +3,7 @@ node, a real episode run by the actor and its transitions shipped back."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,11 +19,14 @@ REPO = Path(__file__).resolve().parents[3]
 
 @pytest.fixture
 def cluster() -> Iterator[None]:
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:
         ray.shutdown()
+        for sig, handler in handlers.items():  # ray.init installs its own in this process
+            signal.signal(sig, handler)
 
 
 def test_lab_runner_actor_runs_an_episode(cluster: None, tmp_path: Path) -> None:
