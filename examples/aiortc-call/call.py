@@ -9,7 +9,8 @@ Signalling is one JSON offer and one JSON answer over a TCP connection (no
 STUN/TURN: both hosts are on the lab's links). The caller sends a synthetic
 640x480 video at 30 frames/s; the callee prints one JSON line per second
 (frames and bytes received, the frame rate and size it saw) and a summary at
-the end. Needs ``aiortc`` (``pip install aiortc``, netlab's ``bench`` extra).
+the end. Needs ``aiortc`` and ``numpy`` (``pip install aiortc numpy``; netlab's
+``bench`` extra).
 """
 
 from __future__ import annotations

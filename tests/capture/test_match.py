@@ -7,6 +7,8 @@ import struct
 from array import array
 from pathlib import Path
 
+import pytest
+
 from netlab.capture.match import FlowResult, flow_key, match_direction, payload_length
 from netlab.capture.pcap import LINKTYPE_ETHERNET, ip_offset, read_packets
 from netlab.capture.series import flow_columns
@@ -120,28 +122,50 @@ def test_pcapng_reader_gives_nanosecond_timestamps_and_finds_ip(tmp_path: Path) 
     assert len(list(read_packets(path))) == 2
 
 
-def _row(link: str, sport: int, delays_ms: list[float], rate: float | None, lost: int = 0,
-         src: str = "10.0.0.1") -> TrafficRow:
-    samples = FlowResult(b"", delays_ns=array("q", [int(d * MS) for d in delays_ms]))
-    return TrafficRow(link, "up", "udp", src, "10.0.0.2", sport, 5000, len(delays_ms),
-                      1500 * len(delays_ms), rate, None, None, None, None, lost=lost,
-                      samples=samples)
+def _row(link: str, sport: int, delays_ms: list[float], span_s: tuple[float, float],
+         lost: int = 0, src: str = "10.0.0.1", payload: int = 1000, proto: str = "udp",
+         ) -> TrafficRow:
+    """A row of ``len(delays_ms)`` packets of ``payload`` bytes delivered
+    evenly over ``span_s``."""
+    first_ns, last_ns = int(span_s[0] * 1e9), int(span_s[1] * 1e9)
+    count = len(delays_ms)
+    samples = FlowResult(b"", delays_ns=array("q", [int(d * MS) for d in delays_ms]),
+                         payload_bytes=payload * count, first_ns=first_ns, last_ns=last_ns,
+                         first_payload=payload)
+    rate = payload * (count - 1) * 8e9 / (last_ns - first_ns) if last_ns > first_ns else None
+    return TrafficRow(link, "up", proto, src, "10.0.0.2", sport, 5000, count,
+                      (payload + 28) * count, rate, None, None, None, None, lost=lost,
+                      payload_bytes=payload * count, samples=samples)
 
 
 def test_a_command_flows_metrics_come_from_what_its_host_sent() -> None:
     rows = [
-        _row("l1", 1, [10.0] * 90, 2e6, lost=10),  # the data stream
-        _row("l1", 2, [30.0] * 10, 1e3),  # its control connection beside it
-        _row("l0", 1, [1.0] * 50, 2e6),  # the same stream on a captured first hop
-        _row("l1", 3, [99.0] * 100, 5e6, src="10.0.0.9"),  # another host's traffic
+        _row("l1", 1, [10.0] * 91, (1.0, 10.0), lost=9),  # the data stream: 80 kbit/s
+        _row("l1", 2, [30.0] * 10, (0.5, 11.0), payload=10),  # its control connection
+        _row("l0", 1, [1.0] * 50, (1.0, 10.0)),  # the same stream on a captured first hop
+        _row("l1", 3, [99.0] * 100, (0.0, 5.0), src="10.0.0.9"),  # another host's traffic
     ]
     metrics = flow_metrics(rows, ["10.0.0.1", "10.0.1.1"])
     assert metrics["link"] == "l1"  # the link that delivered most of its bytes
-    assert metrics["recv_rate_bps"] == 2e6 + 1e3
-    assert metrics["loss"] == 10 / 110
+    # Over the data's 9 s, not the control connection's 10.5 s; its bytes count.
+    assert metrics["recv_rate_bps"] == pytest.approx((91_000 + 100 - 1000) * 8 / 9.0)
+    assert metrics["loss"] == 9 / 110
     assert (metrics["delay_p50_ms"], metrics["delay_p99_ms"]) == (10.0, 30.0)
     assert flow_metrics(rows, "10.0.0.7")["recv_rate_bps"] is None
     assert "samples" not in rows[0].to_json() and rows[0].to_json()["sport"] == 1
+
+
+def test_a_hosts_rate_neither_counts_sequential_flows_twice_nor_a_stray_burst() -> None:
+    # Two 4 s transfers one after the other at 200 kbit/s, with a gap of 2 s,
+    # and a 2-packet ICMP error 9 ms apart (alone: 0.5 Mbit/s).
+    rows = [
+        _row("l1", 1, [10.0] * 101, (0.0, 4.0)),
+        _row("l1", 2, [10.0] * 101, (6.0, 10.0)),
+        _row("l1", 0, [10.0] * 2, (4.0, 4.009), payload=576, proto="icmp"),
+    ]
+    assert rows[2].recv_rate_bps == pytest.approx(576 * 8 / 0.009)
+    rate = flow_metrics(rows, "10.0.0.1")["recv_rate_bps"]
+    assert rate == pytest.approx((202_000 + 1152 - 1000) * 8 / 8.0)  # not 400 kbit/s, not 0.9 Mbit/s
 
 
 def test_a_flows_time_series_bins_rate_delay_and_loss() -> None:
