@@ -165,7 +165,8 @@ def test_a_hosts_rate_neither_counts_sequential_flows_twice_nor_a_stray_burst() 
     ]
     assert rows[2].recv_rate_bps == pytest.approx(576 * 8 / 0.009)
     rate = flow_metrics(rows, "10.0.0.1")["recv_rate_bps"]
-    assert rate == pytest.approx((202_000 + 1152 - 1000) * 8 / 8.0)  # not 400 kbit/s, not 0.9 Mbit/s
+    # Not 400 kbit/s (the two rates summed), not 0.9 Mbit/s (with the ICMP).
+    assert rate == pytest.approx((202_000 + 1152 - 1000) * 8 / 8.0)
 
 
 def test_a_flows_time_series_bins_rate_delay_and_loss() -> None:
