@@ -25,7 +25,8 @@ class FlowResult:
     ``metrics`` holds the contract keys (recv_rate_bps, delay_p50/p95/p99_ms,
     loss) and kind-specific extras beside them; ``control`` the kind's own
     keys (``estimator`` for rtc; ``cc``, ``rate_control`` for tcp; ``argv``,
-    ``exit_code``, ``started_s``, ``ended_s`` for command).
+    ``exit_code``, ``started_s``, ``ended_s`` and, with ``ready``, ``ready_s`` for
+    command).
     """
 
     id: str

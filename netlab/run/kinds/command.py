@@ -237,6 +237,7 @@ class CommandRun(RunningFlow):
     stopped: bool = False
     proc: subprocess.Popen[bytes] | None = None
     started_ns: int | None = None
+    ready_ns: int | None = None  # when it said ready (a flow with ``ready``)
     ended_ns: int | None = None
     exit_code: int | None = None
 
@@ -275,11 +276,11 @@ class CommandRun(RunningFlow):
         deadline = time.monotonic() + READY_TIMEOUT_S
         pattern = re.compile(self.ready) if isinstance(self.ready, str) else None
         while time.monotonic() < deadline:
-            if isinstance(self.ready, int) and _listening(self.proc.pid, self.ready):
-                return
-            if pattern is not None and any(
-                    pattern.search(p.read_text(errors="replace"))
-                    for p in (self.stdout, self.stderr) if p.exists()):
+            if (isinstance(self.ready, int) and _listening(self.proc.pid, self.ready)) or (
+                    pattern is not None and any(
+                        pattern.search(p.read_text(errors="replace"))
+                        for p in (self.stdout, self.stderr) if p.exists())):
+                self.ready_ns = time.monotonic_ns()
                 return
             if self.proc.poll() is not None:
                 break
@@ -423,6 +424,8 @@ class CommandKind(FlowKind):
             "argv": rf.argv, "exit_code": rf.exit_code, "started_s": since_start(rf.started_ns),
             "ended_s": since_start(rf.ended_ns), "stdout": str(rf.stdout),
             "stderr": str(rf.stderr)}
+        if rf.ready is not None:
+            details["ready_s"] = since_start(rf.ready_ns)
         metrics: dict[str, Any] = {}
         return [FlowResult(flow.id, flow.kind, flow.src, None, details, metrics,
                            start_s=flow.start_s, stop_s=flow.stop_s, logs=str(rf.directory))]
