@@ -62,16 +62,18 @@ def _truncated(path: Path) -> None:
 
 
 def _zip_bomb(path: Path) -> None:
-    """A torch.save archive re-packed with deflate: 2 GiB of zeros in a small file."""
+    """A torch.save archive re-packed with deflate: 300 MiB of zeros (over the
+    256 MiB budget) in a file of a few hundred KiB."""
     plain = path.with_suffix(".plain")
     torch.save(_checkpoint(state=_good_state(**{"actor.0.weight": torch.zeros(8, 4)})), plain)
-    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(
+            path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
         for info in src.infolist():
             data = src.read(info)
             if info.filename.endswith("/data/0"):
                 with dst.open(info.filename, "w", force_zip64=True) as out:
                     chunk = bytes(1 << 20)
-                    for _ in range(2048):
+                    for _ in range(300):
                         out.write(chunk)
             else:
                 dst.writestr(info.filename, data)
