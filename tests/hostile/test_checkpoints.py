@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from netlab.agent.policies.spec import FORMAT, VERSION, MlpActorCritic
-from tests.hostile.conftest import refuse
+from tests.hostile.conftest import Refusal, assert_refused, refuse, refuse_each
 
 MLP = {"type": "mlp", "actor": [8], "activation": "relu", "output": "sigmoid"}
 
@@ -113,12 +113,25 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
 }
 
 
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Refusal]:
+    """Every case's ``netlab agent inspect c.pth``, run in one child (torch
+    is imported once, not once per case: about 2.5 s each)."""
+    work = tmp_path_factory.mktemp("checkpoints")
+    cases = {}
+    for name, (writer, _) in CASES.items():
+        folder = work / name
+        folder.mkdir()
+        writer(folder / "c.pth")
+        cases[name] = (folder, ["agent", "inspect", "c.pth"])
+    return refuse_each(cases, work)
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_hostile_checkpoint_is_refused(case: str, tmp_path: Path) -> None:
-    writer, expected = CASES[case]
-    writer(tmp_path / "c.pth")
-    refusal = refuse("agent", "inspect", "c.pth", cwd=tmp_path)
-    assert expected in refusal.stderr, refusal.stderr
+def test_hostile_checkpoint_is_refused(case: str, refusals: dict[str, Refusal]) -> None:
+    refusal = refusals[case]
+    assert_refused(refusal)
+    assert CASES[case][1] in refusal.stderr, refusal.stderr
     assert "unpickled" not in refusal.stdout + refusal.stderr
 
 
