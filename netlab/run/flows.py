@@ -287,9 +287,14 @@ class FlowRunner:
             if not rf.started and not rf.stopped and elapsed >= rf.flow.start_s:
                 rf.start(self.spawn)
             if rf.started and not rf.stopped and rf.end_s is not None and elapsed >= rf.end_s:
-                rf.stop()
+                rf.request_stop()
 
     def stop_all(self) -> None:
+        """Ask every flow to stop at once, then reap each (their grace periods
+        run side by side, not one after another)."""
         for rf in self.flows:
             rf.stopped = rf.stopped or not rf.started
+        for rf in self.flows:
+            rf.request_stop()
+        for rf in self.flows:
             rf.stop()

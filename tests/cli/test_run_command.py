@@ -112,18 +112,23 @@ def test_a_failing_command_is_recorded_and_the_run_goes_on(tmp_path: Path, home:
     assert "flow fails" in done.stdout and "exited with 3" in done.stdout, done.stdout
 
 
-def test_stop_sends_sigterm_then_sigkill(tmp_path: Path, home: Path) -> None:
-    path = _scenario(home, unique_lab("cst"), "9s", """\
+def test_stop_sends_sigterm_then_sigkill_without_holding_up_the_run(tmp_path: Path,
+                                                                     home: Path) -> None:
+    path = _scenario(home, unique_lab("cst"), "4s", """\
   - {kind: command, id: polite, host: alice, stop: 1s, run: "sleep 30"}
-  - {kind: command, id: stubborn, host: bob, stop: 1s, run: ["sh", "-c", "trap '' TERM; sleep 30"]}
+  - {kind: command, id: stubborn, host: bob, stop: 1s, grace: 1.5s,
+     run: ["sh", "-c", "trap '' TERM; sleep 30"]}
+  - {kind: command, id: later, host: alice, start: 1.5s, stop: 2s, run: "sleep 30"}
 """)
     _, results = netlab_run(path, tmp_path / "runs")
     flows = _flows(results)
-    polite, stubborn = flows["polite"], flows["stubborn"]
+    polite, stubborn, later = flows["polite"], flows["stubborn"], flows["later"]
     assert polite["exit_code"] == -15, polite
     assert stubborn["exit_code"] == -9, stubborn
     assert isinstance(polite["ended_s"], float) and polite["ended_s"] < 2.5
-    assert isinstance(stubborn["ended_s"], float) and 5.5 < stubborn["ended_s"] < 8.0
+    assert isinstance(stubborn["ended_s"], float) and 2.4 < stubborn["ended_s"] < 3.5
+    # Started on time while the stubborn one was still in its grace period.
+    assert later["started_s"] == pytest.approx(1.5, abs=0.2) and later["exit_code"] == -15, later
 
 
 def test_a_command_that_cannot_start_is_refused_before_the_lab_is_built(

@@ -87,6 +87,11 @@ class RunningFlow(ABC):
     def stop(self) -> None:
         """Stop everything of the flow and reap it; safe to call twice."""
 
+    def request_stop(self) -> None:
+        """Stop at its ``stop`` mid-run: a flow whose processes may take long to
+        end (a user's program) asks them here and is reaped by ``stop``."""
+        self.stop()
+
     def poll(self) -> None:
         """Note what ended by itself (called every step of the run)."""
         return None

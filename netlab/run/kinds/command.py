@@ -12,7 +12,9 @@ scenario's folder), the caller's environment plus ``NETLAB_LAB``,
 who invoked sudo, see :mod:`netlab.lab.privileges`) unless ``user:`` names
 another (``root`` keeps root's privileges). Its stdout and
 stderr are kept in ``RUN_DIR/flows/<id>/``. At ``stop`` (else the run's
-end) it gets SIGTERM, then SIGKILL after a grace period. ``ready`` (a port
+end) it gets SIGTERM, then SIGKILL ``grace`` later (default 5 s; docker
+compose's ``stop_grace_period``), while every other flow keeps its schedule:
+the run does not wait on a program that ignores SIGTERM. ``ready`` (a port
 something listens on, or a regular expression its output matches) starts it
 before the run's clock, like netlab's own receivers, and the run waits for it.
 """
@@ -50,7 +52,7 @@ from netlab.scenario.fields import (
 )
 from netlab.scenario.loader import NotAScalar, scalar_value
 from netlab.scenario.model import Flow, Scenario
-from netlab.scenario.values import HOST_NAME, USER_NAME
+from netlab.scenario.values import DURATION, HOST_NAME, USER_NAME
 
 if TYPE_CHECKING:
     from netlab.agent.lab import AgentSet
@@ -59,7 +61,7 @@ if TYPE_CHECKING:
     from netlab.run.live import LiveFlow
     from netlab.run.results import FlowResult
 
-STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL this long after
+STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL this long after (the ``grace`` field's default)
 READY_TIMEOUT_S = 15.0
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 
@@ -149,6 +151,7 @@ class CommandOptions:
     cwd: str | None = None
     user: str | None = None
     ready: int | str | None = None
+    grace_s: float = STOP_GRACE_S
 
     @classmethod
     def of(cls, flow: Flow) -> CommandOptions:
@@ -162,7 +165,9 @@ class CommandOptions:
         cwd = o.get("cwd")
         return cls(tuple(str(w) for w in argv), {str(k): str(v) for k, v in env.items()},
                    str(cwd) if cwd is not None else None,
-                   str(o["user"]) if o.get("user") is not None else None, ready)
+                   str(o["user"]) if o.get("user") is not None else None, ready,
+                   float(grace) if isinstance(grace := o.get("grace"), int | float)
+                   else STOP_GRACE_S)
 
 
 def placeholders(word: str) -> list[str]:
@@ -233,11 +238,13 @@ class CommandRun(RunningFlow):
     cwd: Path
     who: RunAs | None  # None: the host's user (netlab.lab.privileges)
     ready: int | str | None
+    grace_s: float = STOP_GRACE_S
     started: bool = False
     stopped: bool = False
     proc: subprocess.Popen[bytes] | None = None
     started_ns: int | None = None
     ready_ns: int | None = None  # when it said ready (a flow with ``ready``)
+    kill_at_ns: int | None = None  # SIGTERM was sent: SIGKILL at this instant
     ended_ns: int | None = None
     exit_code: int | None = None
 
@@ -291,18 +298,26 @@ class CommandRun(RunningFlow):
                           where=f"flows.{self.flow.id}.ready",
                           fix=f"see {self.stderr} and {self.stdout}")
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """SIGTERM now, SIGKILL ``grace_s`` later (by ``poll``); never waits."""
         self.stopped = True
         proc = self.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
+        if proc is not None and self.kill_at_ns is None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            self.kill_at_ns = time.monotonic_ns() + round(self.grace_s * 1e9)
+        self._ended()
+
+    def stop(self) -> None:
+        """SIGTERM (if not sent yet), then wait out the grace and SIGKILL."""
+        self.request_stop()
+        proc = self.proc
+        if proc is None or self.kill_at_ns is None:
+            return
+        try:
+            proc.wait(timeout=max(0.0, (self.kill_at_ns - time.monotonic_ns()) / 1e9))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         self._ended()
 
     def reap(self) -> None:
@@ -310,6 +325,11 @@ class CommandRun(RunningFlow):
         self._ended()
 
     def poll(self) -> None:
+        proc = self.proc
+        if (proc is not None and self.kill_at_ns is not None
+                and time.monotonic_ns() >= self.kill_at_ns and proc.poll() is None):
+            proc.kill()
+            proc.wait()
         self._ended()
 
     def _ended(self) -> None:
@@ -342,6 +362,8 @@ class CommandKind(FlowKind):
         "user": Entry(USER_NAME, description="who it runs as: a user name, or root to keep "
                                              "root's privileges; default: the host's user "
                                              "(the sudo caller)"),
+        "grace": Entry(DURATION, default_text="5s",
+                       description="how long after SIGTERM (at stop) SIGKILL follows"),
         "ready": Entry(READY, description="start it before the run's clock and wait until it "
                                           "listens on this port or prints a line matching "
                                           "this expression (a server)"),
@@ -396,7 +418,7 @@ class CommandKind(FlowKind):
         argv = [substitute(word, values) for word in options.argv]
         who = (privileges.resolve(options.user, where=f"flows.{flow.id}.user")
                if options.user is not None else None)
-        return CommandRun(flow, directory, argv, env, cwd, who, options.ready)
+        return CommandRun(flow, directory, argv, env, cwd, who, options.ready, options.grace_s)
 
     def options(self, record: ParsedRecord) -> dict[str, object]:
         options = super().options(record)
