@@ -19,6 +19,9 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs"),
                         help="where run directories with results are written (default: ./runs)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no live view, summary only")
+    parser.add_argument("--no-plots", dest="plots", action="store_false",
+                        help="write no PNG plots (batches of runs; 'netlab report --plots "
+                             "RUN_DIR' draws them later)")
 
 
 def parse_subnet(text: str | None) -> ipaddress.IPv4Network | None:

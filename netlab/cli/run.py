@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     def once() -> Path:
         return run_session(scenario, backend=backend_arg(args.backend),
                            subnet=parse_subnet(args.subnet), out_base=args.out,
-                           quiet=args.quiet, keep_up=False)
+                           quiet=args.quiet, keep_up=False, plots=args.plots)
 
     if args.repeat != 1:
         from netlab.repeat import run_repeated

@@ -53,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.detach:
         launch(args.file, backend=backend_arg(args.backend), subnet=subnet, out_base=args.out,
-               console=Console(stderr=True, quiet=args.quiet))
+               console=Console(stderr=True, quiet=args.quiet), plots=args.plots)
         return 0
     run_session(scenario, backend=backend_arg(args.backend), subnet=subnet,
-                out_base=args.out, quiet=args.quiet, keep_up=True)
+                out_base=args.out, quiet=args.quiet, keep_up=True, plots=args.plots)
     return 0

@@ -48,8 +48,7 @@ class ReportedError(NetlabError):
 
 
 def launch(file: Path, *, backend: str | None, subnet: ipaddress.IPv4Network | None,
-           out_base: Path,
-           console: Console) -> Path:
+           out_base: Path, console: Console, plots: bool = True) -> Path:
     """Start the detached run of ``file``; return its run directory once all has started."""
     from netlab.run.results import new_run_dir
     from netlab.scenario import load_scenario
@@ -63,6 +62,8 @@ def launch(file: Path, *, backend: str | None, subnet: ipaddress.IPv4Network | N
         argv += ["--backend", backend]
     if subnet:
         argv += ["--subnet", str(subnet)]
+    if not plots:
+        argv.append("--no-plots")
     with open(run_dir / LOG_FILE, "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 pass_fds=(write_end,), start_new_session=True)
@@ -166,9 +167,10 @@ def serve(args: argparse.Namespace) -> int:
     run.runner.stop_all()
     run.stop()
     run.results([], stop_links=True)
-    from netlab.run.plots import plot_run
+    if args.plots:
+        from netlab.run.plots import plot_run
 
-    plot_run(run_dir)
+        plot_run(run_dir)
     return 0
 
 
@@ -179,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--backend")
     parser.add_argument("--subnet")
+    parser.add_argument("--no-plots", dest="plots", action="store_false")
     return serve(parser.parse_args(argv))
 
 

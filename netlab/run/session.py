@@ -61,7 +61,7 @@ def install_sigterm_handler() -> None:
 
 
 def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IPv4Network | None,
-                out_base: Path, quiet: bool, keep_up: bool) -> Path:
+                out_base: Path, quiet: bool, keep_up: bool, plots: bool = True) -> Path:
     """Build the lab, run its flows for the duration with the live view, write results.
 
     ``netlab up`` (``keep_up``): Ctrl-C ends the flows early and still writes
@@ -112,9 +112,10 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
         else:
             results = run.results([], stop_links=True)
         run_dir = run.run_dir
-        from netlab.run.plots import plot_run  # matplotlib only once there is something to plot
+        if plots:
+            from netlab.run.plots import plot_run  # matplotlib only when there is a plot to draw
 
-        plot_run(run_dir)
+            plot_run(run_dir)
         width = None if sys.stdout.isatty() else 120
         print_summary(results, run_dir, Console(quiet=quiet, width=width))
         for problem in results["log_problems"]:

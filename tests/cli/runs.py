@@ -12,11 +12,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 
 
-def netlab_run(scenario: Path, out: Path, *extra: str,
-               timeout: float = 120) -> tuple[Path, dict[str, Any]]:
-    """``netlab run -q --out OUT [EXTRA] SCENARIO``; its one run directory and results."""
+def netlab_run(scenario: Path, out: Path, *extra: str, timeout: float = 120,
+               plots: bool = False) -> tuple[Path, dict[str, Any]]:
+    """``netlab run -q --out OUT [EXTRA] SCENARIO``; its one run directory and results.
+
+    Without ``plots``, with ``--no-plots``: drawing them costs 1.5-2.5 s a run
+    (matplotlib), and the tests that check them ask for them."""
+    words = [] if plots else ["--no-plots"]
     done = subprocess.run([sys.executable, "-m", "netlab.cli.main", "run", "-q", "--out",
-                           str(out), *extra, str(scenario)], timeout=timeout,
+                           str(out), *words, *extra, str(scenario)], timeout=timeout,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     (run_dir,) = out.iterdir()

@@ -64,7 +64,9 @@ def test_iperf3_server_and_client_as_command_flows(tmp_path: Path, home: Path) -
     assert isinstance(started, float) and isinstance(ended, float)
     assert 0.9 < started < 1.6 and 3.9 < ended - started < 6.0, cli  # -t 4, then it exits
     # The server started before the run's clock and said ready (listening) before it.
-    assert srv["started_s"] <= srv["ready_s"] <= 0.0 and "ready_s" not in cli, srv
+    ready, srv_started = srv["ready_s"], srv["started_s"]
+    assert isinstance(ready, float) and isinstance(srv_started, float), srv
+    assert srv_started <= ready <= 0.0 and "ready_s" not in cli, srv
     report = json.loads((run_dir / "flows" / "srv" / "stdout").read_text())
     received = report["end"]["sum_received"]
     assert 1.8e6 < received["bits_per_second"] < 2.1e6, received  # 2 Mbit/s under 5 Mbit/s

@@ -37,9 +37,10 @@ flows:
     cc: cubic
     start: 2s
 """)
-    run_dir, results = netlab_run(scenario, tmp_path / "runs")
+    run_dir, results = netlab_run(scenario, tmp_path / "runs", plots=True)
     flows = {f["id"]: f for f in results["flows"]}
     assert set(flows) == {"rtc-0", "tcp-1", "tcp-2"}
+    assert {p.name for p in (run_dir / "plots").iterdir()} >= {"rtc-0.png", "tcp-2.png"}
     rtc = flows["rtc-0"]
     assert rtc["estimator"] == "fixed:1Mbit"
     # the fixed estimate reaches the sender as REMB; what arrives depends on the
@@ -75,7 +76,8 @@ flows:
     start: 1s
     stop: 4s
 """)
-    _run_dir, results = netlab_run(scenario, tmp_path / "runs")
+    run_dir, results = netlab_run(scenario, tmp_path / "runs")
+    assert not (run_dir / "plots").exists()  # --no-plots
     (flow,) = results["flows"]
     # It starts at 300 kbit/s and its encoder needs about a second to reach the fixed
     # 800 kbit/s (measured 0.55 Mbit/s over its 3 s); over the whole 6 s it would read
