@@ -69,7 +69,7 @@ def test_up_detached_replays_the_trace_and_runs_the_flows_until_down(tmp_path: P
     began = time.monotonic()
     running: list[int] = []
     try:
-        netlab("up", "-d", "-q", "--backend", "user", "--out", str(out), str(path))
+        netlab("up", "-d", "-q", "--no-plots", "--backend", "user", "--out", str(out), str(path))
         assert time.monotonic() - began < 5.0 + 10.0  # returns once started, not after the run
         assert len(_alive_processes(name)) >= 3  # link, detached run, receiver
         run_dir = next(out.iterdir())
@@ -98,8 +98,8 @@ def test_up_detached_on_the_kernel_backend_runs_the_replayer(tmp_path: Path) -> 
     path = _write(tmp_path, name, "duration: 3s\n" + TWO_HOSTS
                   + "    up: {trace: cellular/verizon-lte-short.up}\n")
     try:
-        netlab("up", "-d", "-q", "--backend", "kernel", "--out", str(tmp_path / "runs"),
-               str(path))
+        netlab("up", "-d", "-q", "--no-plots", "--backend", "kernel", "--out",
+               str(tmp_path / "runs"), str(path))
         time.sleep(4.0)  # past the duration: the replay goes on until down
         classes = netlab("exec", name, "alice", "--", "tc", "class", "show",
                          "dev", "to-bob").stdout
@@ -116,7 +116,7 @@ def test_foreground_up_without_flows_sends_nothing_and_leaves_the_lab_up(
     path = _write(tmp_path, name, "duration: 3s\n" + TWO_HOSTS + "    rate: 10Mbit\n")
     out = tmp_path / "runs"
     try:
-        netlab("up", "-q", "--backend", "kernel", "--out", str(out), str(path))
+        netlab("up", "-q", "--no-plots", "--backend", "kernel", "--out", str(out), str(path))
         _, results = _results(out)
         assert results["flows"] == []
         sent = _tx_packets(name, "alice") + _tx_packets(name, "bob")
@@ -137,8 +137,9 @@ def test_ctrl_c_of_a_foreground_up_writes_results_and_leaves_the_lab_up(
     log = tmp_path / "up.log"
     try:
         with log.open("wb") as sink:
-            proc = subprocess.Popen([*NETLAB, "up", "-q", "--backend", "kernel", "--out",
-                                     str(out), str(path)], stdout=sink, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen([*NETLAB, "up", "-q", "--no-plots", "--backend", "kernel",
+                                     "--out", str(out), str(path)], stdout=sink,
+                                    stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while not list(out.glob("*/flows/*/receiver/live.jsonl")) and \
                 time.monotonic() < deadline:
@@ -176,8 +177,8 @@ def test_check_rate_measures_every_link_direction(tmp_path: Path) -> None:
     path = _write(tmp_path, name, "duration: 60s\n" + TWO_HOSTS
                   + "    up: {rate: 10Mbit}\n    down: {rate: 5Mbit}\n")
     try:
-        netlab("up", "-d", "-q", "--backend", "kernel", "--out", str(tmp_path / "runs"),
-               str(path))
+        netlab("up", "-d", "-q", "--no-plots", "--backend", "kernel", "--out",
+               str(tmp_path / "runs"), str(path))
         checked = json.loads(netlab("check", name, "--rate", "--seconds", "2",
                                     "--json").stdout)
     finally:

@@ -99,8 +99,8 @@ def test_up_detached_hands_the_same_time_zero(tmp_path: Path) -> None:
     scenario.write_text(SCENARIO.format(name=name))
     out = tmp_path / "runs"
     try:
-        subprocess.run([*NETLAB, "up", "-d", "-q", "--backend", "kernel", "--out", str(out),
-                        str(scenario)], check=True, capture_output=True, timeout=180)
+        subprocess.run([*NETLAB, "up", "-d", "-q", "--no-plots", "--backend", "kernel", "--out",
+                        str(out), str(scenario)], check=True, capture_output=True, timeout=180)
         (run_dir,) = out.iterdir()
         deadline = time.monotonic() + 60
         while not (run_dir / "results.json").exists():  # written when the flows end

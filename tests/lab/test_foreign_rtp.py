@@ -73,8 +73,8 @@ flows:
     start: 1s
 """)
     out = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "netlab.cli.main", "run", "-q", "--out",
-                             str(out), str(scenario)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "netlab.cli.main", "run", "-q", "--no-plots",
+                             "--out", str(out), str(scenario)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         received = _meta(out, "*/flows/rtc-0/receiver/receiver_meta.json", proc)

@@ -124,8 +124,8 @@ flows:
     assert not expected.is_root
     os.chown(plugin.parent, expected.uid, expected.gid)  # a user's plugin folder is theirs
     out = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "netlab.cli.main", "run", "-q", "--out",
-                             str(out), str(scenario)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "netlab.cli.main", "run", "-q", "--no-plots",
+                             "--out", str(out), str(scenario)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         seen = _watch_endpoints(name, proc)

@@ -62,8 +62,8 @@ flows:
 
 
 def _run(scenario: Path, out: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "netlab.cli.main", "run", "--out", str(out),
-                           str(scenario)], cwd=REPO, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "netlab.cli.main", "run", "--no-plots", "--out",
+                           str(out), str(scenario)], cwd=REPO, capture_output=True, text=True,
                           timeout=180)
 
 
