@@ -173,6 +173,13 @@ def controller(flow: dict[str, Any]) -> str:
     return "-" if value is None else str(value)
 
 
+def route(flow: dict[str, Any]) -> str:
+    """Where a flow ran: ``from → to``, or ``in HOST`` for a one-host command."""
+    if "from" not in flow and "host" in flow:
+        return f"in {flow['host']}"
+    return f"{flow.get('from', '?')} → {flow.get('to', '?')}"
+
+
 def flow_file_stem(flow_id: str) -> str:
     """The flow id as a file name; ids are names, never paths."""
     if not flow_id or "/" in flow_id or "\0" in flow_id or flow_id in (".", ".."):
@@ -264,8 +271,8 @@ def _title(flow: dict[str, Any], results: dict[str, Any]) -> str:
     scenario = results.get("scenario") or {}
     kind = flow.get("kind", "?")
     how = controller(flow)
-    route = f"{flow.get('from', '?')} → {flow.get('to', '?')}"
-    first = f"flow {flow['id']} · {kind}" + (f" ({how})" if how != "-" else "") + f" · {route}"
+    first = (f"flow {flow['id']} · {kind}" + (f" ({how})" if how != "-" else "")
+             + f" · {route(flow)}")
     second = (f"scenario {scenario.get('name', '?')} · {results.get('backend', '?')} shaping"
               f" · {_summary(flow)}")
     return f"{first}\n{second}"

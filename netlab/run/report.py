@@ -28,7 +28,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from netlab.run.plots import controller, format_ms, load_results
+from netlab.run.plots import controller, format_ms, load_results, route
 
 COMPARISON_FILE = "comparison.png"
 COMPARISON_SIZE_IN = (10.0, 6.0)
@@ -138,10 +138,6 @@ def _fmt(value: Any, style: str) -> str:
     return f"{number:.1f}"
 
 
-def _route(flow: dict[str, Any]) -> str:
-    return f"{flow.get('from', '?')} → {flow.get('to', '?')}"
-
-
 def _score(flow: dict[str, Any]) -> Any:
     scores = flow.get("scores")
     return scores.get("network") if isinstance(scores, dict) else None
@@ -176,7 +172,7 @@ def flows_table(run: Run) -> Table:
         table.add_column("network score", justify="right")
     for flow in run.flows:
         metrics = _metrics(flow)
-        cells = [flow["id"], str(flow.get("kind", "?")), controller(flow), _route(flow)]
+        cells = [flow["id"], str(flow.get("kind", "?")), controller(flow), route(flow)]
         cells += [_fmt_rate(metrics.get(key)) if style == "rate" else _fmt(metrics.get(key), style)
                   for key, _, style in numeric]
         if show_score:
@@ -232,6 +228,29 @@ def agents_table(run: Run) -> Table | None:
                       _fmt(agent.get("misses"), "int"), _fmt(agent.get("fallback_s"), "ms"),
                       _fmt(latency.get("p50"), "score"), _fmt(latency.get("p99"), "score"),
                       _fmt(latency.get("p999"), "score"))
+    return table
+
+
+def traffic_table(run: Run) -> Table | None:
+    """The captured traffic (``traffic[]``): one row per link direction and
+    5-tuple, with its delivered packets, rate, exact one-way delay and loss."""
+    rows = [row for row in run.results.get("traffic") or [] if isinstance(row, dict)]
+    if not rows:
+        return None
+    table = Table(title="captured traffic", title_justify="left")
+    for column in ("link", "dir", "proto", "source → destination", "packets", "rate Mbit/s",
+                   "delay p50 ms", "p95 ms", "p99 ms", "loss %"):
+        table.add_column(column, justify="right" if column in (
+            "packets", "rate Mbit/s", "delay p50 ms", "p95 ms", "p99 ms", "loss %") else "left",
+            no_wrap=column == "source → destination")
+    for row in rows:
+        ends = (f"{row.get('src', '?')}:{row.get('sport', '?')} → "
+                f"{row.get('dst', '?')}:{row.get('dport', '?')}")
+        table.add_row(str(row.get("link", "?")), str(row.get("direction", "?")),
+                      str(row.get("proto", "?")), ends, _fmt(row.get("packets"), "int"),
+                      _fmt_rate(row.get("recv_rate_bps")), _fmt(row.get("delay_p50_ms"), "ms"),
+                      _fmt(row.get("delay_p95_ms"), "ms"), _fmt(row.get("delay_p99_ms"), "ms"),
+                      _fmt(row.get("loss"), "pct"))
     return table
 
 
@@ -423,9 +442,9 @@ def print_report(runs: Sequence[Run], console: Console,
     """Print every run, then (two runs or more) the comparison; returns the plot written."""
     for run in runs:
         console.print(flows_table(run))
-        agents = agents_table(run)
-        if agents is not None:
-            console.print(agents)
+        for extra in (traffic_table(run), agents_table(run)):
+            if extra is not None:
+                console.print(extra)
         console.print(fidelity_summary(run))
         console.print(f"run directory: {run.path}", style="dim")
         console.print()

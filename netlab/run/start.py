@@ -126,7 +126,8 @@ class ActiveRun:
         flows = probe_flow_results(probes) + self.flow_entries
         rows: list[dict[str, Any]] = []
         if final and self.capture is not None:
-            rows, flows = traffic.collect(self.capture, lab.plan, self.run_dir, flows)
+            rows, flows = traffic.collect(self.capture, lab.plan, self.run_dir, flows,
+                                          start_ns=self.start_ns, end_ns=self.end_ns)
         results = build_results(self.scenario, lab.backend, flows, fidelity,
                                 started=self.started, ended=time.time())
         if self.capture is not None:

@@ -3,6 +3,7 @@ unmodified, with their placeholders, environment, output, exits and stops."""
 
 from __future__ import annotations
 
+import csv
 import importlib
 import ipaddress
 import json
@@ -34,9 +35,9 @@ def home() -> Iterator[Path]:
     shutil.rmtree(path)
 
 
-def _scenario(tmp_path: Path, name: str, duration: str, flows: str) -> Path:
+def _scenario(tmp_path: Path, name: str, duration: str, flows: str, link: str = LINK) -> Path:
     path = tmp_path / f"{name}.yaml"
-    path.write_text(f"name: {name}\nduration: {duration}\n{LINK}flows:\n{flows}")
+    path.write_text(f"name: {name}\nduration: {duration}\n{link}flows:\n{flows}")
     return path
 
 
@@ -52,8 +53,8 @@ def test_iperf3_server_and_client_as_command_flows(tmp_path: Path, home: Path) -
   - {kind: command, id: srv, host: bob, run: "iperf3 -s -1 -p 5201 -J", ready: 5201}
   - {kind: command, id: cli, host: alice, start: 1s, stop: 7s,
      run: "iperf3 -c {bob} -p 5201 -u -b 2M -t 4 -l 1200"}
-""")
-    run_dir, results = netlab_run(path, tmp_path / "runs")
+""", link=LINK + "    capture: true\n")
+    run_dir, results = netlab_run(path, tmp_path / "runs", plots=True)
     flows = _flows(results)
     srv, cli = flows["srv"], flows["cli"]
     assert srv["kind"] == "command" and srv["host"] == "bob" and "from" not in srv
@@ -71,6 +72,24 @@ def test_iperf3_server_and_client_as_command_flows(tmp_path: Path, home: Path) -
     received = report["end"]["sum_received"]
     assert 1.8e6 < received["bits_per_second"] < 2.1e6, received  # 2 Mbit/s under 5 Mbit/s
     assert (run_dir / "flows" / "cli" / "stderr").exists()
+    # The lab's own figures from the capture agree with iperf3's report ...
+    udp = next(row for row in results["traffic"] if row["proto"] == "udp"
+               and row["direction"] == "up" and row["dport"] == 5201)
+    assert udp["recv_rate_bps"] == pytest.approx(received["bits_per_second"], rel=0.02), udp
+    assert cli["metrics"]["recv_rate_bps"] == pytest.approx(received["bits_per_second"],
+                                                            rel=0.02), cli["metrics"]
+    # ... and the command flow has a time series and a plot like netlab's own flows,
+    with (run_dir / "timeseries" / "cli.csv").open() as handle:
+        rates = [float(r["recv_rate_bps"]) for r in csv.DictReader(handle)]
+    busy = [rate for rate in rates if rate > 0]
+    assert len(busy) >= 35 and 1.5e6 < sorted(busy)[len(busy) // 2] < 2.5e6, rates  # 4 s at 2M
+    assert (run_dir / "plots" / "cli.png").stat().st_size > 5000
+    # and a report shows where it ran and its traffic, 5-tuple by 5-tuple.
+    report = subprocess.run([*NETLAB, "report", str(run_dir)], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert report.returncode == 0, report.stderr
+    assert "in alice" in report.stdout and "captured traffic" in report.stdout
+    assert f"{udp['src']}:{udp['sport']} → {udp['dst']}:5201" in report.stdout, report.stdout
 
 
 def test_environment_placeholders_cwd_and_privileges(tmp_path: Path, home: Path) -> None:
