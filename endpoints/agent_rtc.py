@@ -23,7 +23,7 @@ fed every packet all along) until replies are timely again.
 The wait for a reply is bounded by the deadline (1 ms by default) and the
 estimate goes into REMB right after, so "observation sent → action applied"
 is what is timed. On exit ``agent_client.json`` in ``--log-dir`` holds the
-decisions, misses, fallback time and every round-trip time.
+decisions, misses, fallback time and the newest 65,536 round-trip times.
 """
 
 from __future__ import annotations

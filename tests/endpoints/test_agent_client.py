@@ -113,3 +113,16 @@ def test_polling_for_a_reply_never_waits_past_the_deadline(tmp_path: Path) -> No
 def test_negative_spin_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         AgentClient(tmp_path / "x.sock", policy="x", obs_size=1, action_size=1, spin_s=-1)
+
+
+def test_round_trip_times_are_a_bounded_ring_kept_oldest_first() -> None:
+    from endpoints.agent_client import LatencyRing
+
+    ring = LatencyRing(capacity=4)
+    assert ring.recent() == [] and len(ring) == 0
+    for value in (1.04, 2.0, 3.0):
+        ring.append(value)
+    assert ring.recent() == [1.0, 2.0, 3.0]
+    for value in (4.0, 5.0, 6.0):
+        ring.append(value)
+    assert ring.recent() == [3.0, 4.0, 5.0, 6.0] and len(ring) == 4 and ring.total == 6
