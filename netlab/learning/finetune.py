@@ -186,11 +186,11 @@ def load_config(path: Path, overrides: Mapping[str, Any] | None = None) -> Finet
         ppo=dict(data.get("ppo") or {}), curriculum=cur, raw=data)
 
 
-def _lab_prefix() -> str:
-    """``ft`` + 4 base-36 digits of this process: a resumed run never meets the
-    labs of the run it replaces (those tear down on their own)."""
+def lab_prefix(pid: int | None = None) -> str:
+    """``ft`` + 4 base-36 digits of this process (or ``pid``): a resumed run never
+    meets the labs of the run it replaces (those tear down on their own)."""
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    n, tag = os.getpid(), ""
+    n, tag = os.getpid() if pid is None else pid, ""
     for _ in range(4):
         n, r = divmod(n, 36)
         tag = digits[r] + tag
@@ -265,7 +265,7 @@ class Finetuner:
                                          "episodes": [r.to_json() for r in results]}) + "\n")
 
         return measure_parallel(self.config.parallel_candidates, specs, report,
-                                lab_prefix=_lab_prefix())
+                                lab_prefix=lab_prefix())
 
     def _clear_previous_run(self) -> None:
         """A fresh start removes what an earlier run left in ``out`` (episodes,
@@ -302,7 +302,7 @@ class Finetuner:
             checkpoint = learner.save(self.out / "checkpoints" / "round-0000.pth",
                                       self._metadata({}))
             self._save_state(checkpoint)
-        prefix = _lab_prefix()
+        prefix = lab_prefix()
         failed_rounds = 0
         while self.round < cfg.rounds:
             t0 = time.monotonic()
@@ -437,9 +437,9 @@ class Finetuner:
         else:
             gap = EmulatedGap(current, self.out / "curriculum" / f"round-{self.round:04d}",
                               k=cur.k, parallel=self.parallel, deadline_s=self.config.deadline_s,
-                              backend=self.config.backend, lab_prefix=_lab_prefix()[:5] + "c",
+                              backend=self.config.backend, lab_prefix=lab_prefix()[:5] + "c",
                               require_faithful=self.config.require_faithful,
-                              pool=(self.make_pool(self.parallel, _lab_prefix()[:5] + "c")
+                              pool=(self.make_pool(self.parallel, lab_prefix()[:5] + "c")
                                     if self.make_pool is not None else None))
         result = search(gap, space, init_points=cur.init_points, iterations=cur.iterations,
                         seed=self.config.seed * 1000 + self.round)

@@ -16,7 +16,7 @@ import torch
 
 from netlab.agent.checkpoints import load_policy
 from netlab.errors import NetlabError
-from netlab.learning.finetune import load_config
+from netlab.learning.finetune import lab_prefix, load_config
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -84,8 +84,9 @@ def test_killed_finetune_resumes_from_its_last_checkpoint(tmp_path: Path) -> Non
         if first.poll() is None:
             first.kill()
         first.wait()
-    # the episode processes die with the learner (PDEATHSIG) and take their labs down
-    _labs_gone("ft")
+    # the episode processes die with the learner (PDEATHSIG) and take their labs
+    # down: the killed run's own labs, whatever else this machine runs
+    _labs_gone(lab_prefix(first.pid))
     state = json.loads((out / "state.json").read_text())
     assert state["round"] == 1
     second = _netlab("finetune", str(config))
