@@ -137,6 +137,8 @@ class EchoServers:
                 with contextlib.suppress(BlockingIOError):
                     while True:
                         self._reflect(sock, *recv_stamped(sock), two_step=bool(key.data))
+                while key.data and sent_stamp(sock) is not None:
+                    pass  # a stamp left queued would make select() return at once, forever
 
     @staticmethod
     def _reflect(sock: socket.socket, data: bytes, peer: Any, arrived_ns: int,
