@@ -122,8 +122,13 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=None,
                         help="seconds left out of the slopes (default: one interval)")
     parser.add_argument("--out", type=Path, default=None, help="where the run directory goes")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="print the table from a finished soak's soak-samples.json "
+                             "(with its --duration and --interval) and run nothing")
     args = parser.parse_args()
     warmup = args.interval if args.warmup is None else args.warmup
+    if args.report is not None:
+        return reprint(args.report, warmup, args.duration)
     lab = f"soak{os.getpid() % 100000}"
     work = Path(tempfile.mkdtemp(prefix="netlab-soak-"))
     out = args.out or work / "runs"
@@ -167,18 +172,8 @@ def main() -> int:
     print(f"netlab run exited {code} after {time.monotonic() - start:.0f} s")
     if code != 0:
         print(run_log.read_text()[-3000:])
-    # The second half's slope tells a leak (the same slope throughout) from a
-    # structure filling up to its bound early in the run (flat later).
-    print(f"\n{'process':44} {'n':>3} {'RSS MB':>15} {'MB/h':>8} {'2nd half':>8} "
-          f"{'fds':>9} {'fds/h':>7}")
-    for entry in sorted(series.values(), key=lambda s: s.label):
-        kept = [pt for pt in entry.points if pt[0] >= warmup] or entry.points
-        first, last = kept[0], kept[-1]
-        rss_slope = slope_per_hour([(t, r) for t, r, _ in kept])
-        late = slope_per_hour([(t, r) for t, r, _ in kept[len(kept) // 2:]])
-        fd_slope = slope_per_hour([(t, float(f)) for t, _, f in kept])
-        print(f"{entry.label:44} {len(kept):3d} {first[1]:7.1f}->{last[1]:6.1f} "
-              f"{rss_slope:8.2f} {late:8.2f} {first[2]:4d}->{last[2]:<4d} {fd_slope:7.1f}")
+    worst_rss = print_processes({e.label: e.points for e in series.values()}, warmup,
+                                args.duration)
     samples = {s.label: s.points for s in series.values()}
     (out / "soak-samples.json").write_text(json.dumps({"rss_fds": samples, "folders_mb": sizes}))
     kept_sizes = [s for s in sizes if s[0] >= warmup] or sizes
@@ -197,10 +192,46 @@ def main() -> int:
         print(f"results: {results[-1]}; log_problems: {len(problems)}")
         for problem in problems:
             print(f"  {problem['file']}: {problem['problem']}")
-    worst_rss = max((slope_per_hour([(t, r) for t, r, _ in s.points if t >= warmup])
-                     for s in series.values()), default=0.0)
     print(f"worst RSS slope {worst_rss:.2f} MB/h (goal < 1 MB/h)")
     return code
+
+
+def print_processes(samples: dict[str, list[tuple[float, float, int]]], warmup: float,
+                    duration: float) -> float:
+    """Per-process slopes over the flows' life (``warmup`` <= t <= ``duration``);
+    returns the worst RSS slope.  Samples after it fall in the results phase,
+    where ``netlab run`` reads the hour's logs back: a peak, reported apart, not
+    a leak.  The second half's slope tells a leak (the same slope throughout)
+    from a structure filling up to its bound early in the run (flat later)."""
+    print(f"\n{'process':44} {'n':>3} {'RSS MB':>15} {'MB/h':>8} {'2nd half':>8} "
+          f"{'fds':>9} {'fds/h':>7}")
+    worst = 0.0
+    after: list[str] = []
+    for label, points in sorted(samples.items()):
+        kept = [pt for pt in points if warmup <= pt[0] <= duration] or points
+        first, last = kept[0], kept[-1]
+        rss_slope = slope_per_hour([(t, r) for t, r, _ in kept])
+        late = slope_per_hour([(t, r) for t, r, _ in kept[len(kept) // 2:]])
+        fd_slope = slope_per_hour([(t, float(f)) for t, _, f in kept])
+        worst = max(worst, rss_slope)
+        print(f"{label:44} {len(kept):3d} {first[1]:7.1f}->{last[1]:6.1f} "
+              f"{rss_slope:8.2f} {late:8.2f} {first[2]:4d}->{last[2]:<4d} {fd_slope:7.1f}")
+        peak = max((r for t, r, _ in points if t > duration), default=last[1])
+        if peak > last[1] + 1.0:
+            after.append(f"  {label}: {last[1]:.1f} -> peak {peak:.1f} MB")
+    if after:
+        print("results phase (after the duration, computing results):")
+        print("\n".join(after))
+    return worst
+
+
+def reprint(path: Path, warmup: float, duration: float) -> int:
+    """``--report soak-samples.json``: the table again from a finished soak's samples."""
+    samples = json.loads(path.read_text())["rss_fds"]
+    worst = print_processes({k: [tuple(p) for p in v] for k, v in samples.items()}, warmup,
+                            duration)
+    print(f"worst RSS slope {worst:.2f} MB/h (goal < 1 MB/h)")
+    return 0
 
 
 if __name__ == "__main__":
