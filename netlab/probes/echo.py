@@ -39,8 +39,6 @@ FOLLOW_UP_WAIT_S = 0.05
 #: a ``struct timespec`` of CLOCK_REALTIME comes with every datagram received.
 SO_TIMESTAMPNS = 35
 _TIMESPEC = struct.Struct("@qq")
-
-
 #: linux/net_tstamp.h: stamp each datagram sent as it enters the first
 #: qdisc (``TX_SCHED``), reported in software time without the payload.
 SO_TIMESTAMPING = 37
@@ -74,8 +72,13 @@ def sent_stamp(sock: socket.socket) -> int | None:
         return None
     finally:
         sock.settimeout(timeout)
-    for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING and len(payload) >= 16:
+    return _stamp_ns(ancillary, SO_TIMESTAMPING)
+
+
+def _stamp_ns(ancillary: list[tuple[int, int, bytes]], kind: int) -> int | None:
+    """The first ``struct timespec`` of the ``kind`` control message, in ns."""
+    for level, got, payload in ancillary:
+        if level == socket.SOL_SOCKET and got == kind and len(payload) >= _TIMESPEC.size:
             seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
             return int(seconds) * 1_000_000_000 + int(nanoseconds)
     return None
@@ -84,11 +87,8 @@ def sent_stamp(sock: socket.socket) -> int | None:
 def recv_stamped(sock: socket.socket) -> tuple[bytes, Any, int]:
     """(data, peer, arrival ns): the kernel's stamp, or now if none came."""
     data, ancillary, _, peer = sock.recvmsg(65536, socket.CMSG_SPACE(_TIMESPEC.size))
-    for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
-            seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
-            return data, peer, seconds * 1_000_000_000 + nanoseconds
-    return data, peer, time.time_ns()
+    arrived_ns = _stamp_ns(ancillary, SO_TIMESTAMPNS)
+    return data, peer, time.time_ns() if arrived_ns is None else arrived_ns
 
 
 @dataclass(frozen=True)
