@@ -151,6 +151,8 @@ class Managed:
     argv: list[str]
     start_s: float
     stop_s: float
+    #: a sender that reads its start instant from stdin (``--wait-start``)
+    gate: bool = False
     proc: subprocess.Popen[bytes] | None = None
 
 
@@ -190,9 +192,10 @@ def _launch(managed: Managed, go: Path, run_dir: Path, cwd: str
     ready = out_path.with_suffix(".ready")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with open(out_path, "ab") as out:
+        gate = ["--gate"] if managed.gate else []
         return subprocess.Popen(
-            [python, "-P", "-m", "netlab.vagrant.launch", "--ready", str(ready), "--go", str(go),
-             "--offset-s", repr(managed.start_s), module, *args],
+            [python, "-P", "-m", "netlab.vagrant.launch", *gate, "--ready", str(ready),
+             "--go", str(go), "--offset-s", repr(managed.start_s), module, *args],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=cwd, close_fds=True), ready
 
 
@@ -228,8 +231,11 @@ def run(job: dict[str, Any]) -> int:
     clock_sock.bind(("0.0.0.0", 0))
     duration_s = float(job["duration_s"])
     handles = []
-    processes = [Managed(p["name"], p["argv"], float(p["start_s"]), float(p["stop_s"]))
-                 for p in job["processes"]]
+    processes = [Managed(p["name"], p["argv"], float(p["start_s"]), float(p["stop_s"]),
+                         bool(p.get("gate", False))) for p in job["processes"]]
+    # the run's time zero, after the receivers' head start: traces start there, as
+    # flows do (in namespaces both start at the run's zero)
+    zero_s = float(job.get("zero_s", 0.0))
     go = run_dir / "start_ns"
     try:
         # every endpoint imports now, while no start is set: the VMs' CPUs are
@@ -257,8 +263,9 @@ def run(job: dict[str, Any]) -> int:
             # guest the endpoints must never delay a trace change
             handles.append(start_replayer(
                 namespace, ifname, "htb", schedule_from_json(replay["schedule"]),
-                replay["loop"], log_path, netem=bool(job.get("netem", True)), start_ns=t0_ns,
-                duration_s=duration_s, priority="fifo", lock_memory=True,
+                replay["loop"], log_path, netem=bool(job.get("netem", True)),
+                start_ns=t0_ns + round(zero_s * 1e9), duration_s=duration_s - zero_s,
+                priority="fifo", lock_memory=True,
                 sample_interval_ns=int(job.get("sample_interval_ns", 10_000_000))))
         watched = {h.pid: f"replayer {h.spec.ifname} (VM {job.get('vm', '?')})"
                    for h in handles}

@@ -35,6 +35,7 @@ from netlab.lab.shaping import UNSHAPED
 from netlab.run.collect import fairness_by_link, flow_results
 from netlab.run.fidelity import collect as collect_fidelity
 from netlab.run.flows import RECEIVER_HEAD_START_S, FlowProcesses, flow_commands
+from netlab.run.kinds import kind_of
 from netlab.run.plots import plot_run
 from netlab.run.results import build_results, new_run_dir, write_results
 from netlab.scenario.model import Scenario
@@ -373,6 +374,7 @@ def build_jobs(scenario: Scenario, plan: LabPlan, topology: dict[str, Any], vm_d
     total_s = RECEIVER_HEAD_START_S + scenario.duration_s
     jobs: dict[str, dict[str, Any]] = {
         vm["name"]: {"vm": vm["name"], "run_dir": vm_dir, "cwd": vm_dir, "duration_s": total_s,
+                     "zero_s": RECEIVER_HEAD_START_S,
                      "netem": True, "sample_interval_ns": VM_SAMPLE_INTERVAL_NS,
                      "replays": [], "processes": []} for vm in topology["vms"]}
     for link, direction, iface in shaped_directions(plan):
@@ -389,6 +391,9 @@ def build_jobs(scenario: Scenario, plan: LabPlan, topology: dict[str, Any], vm_d
         vm_flow_dir = Path(vm_dir) / "flows" / flow.id
         receiver, sender = flow_commands(flow, index, plan, scenario, vm_flow_dir)
         receiver[0] = sender[0] = VM_PYTHON
+        gate = kind_of(flow.kind).sender_waits_for_start
+        if gate:
+            sender = [*sender, "--wait-start"]
         end_s = flow.stop_s if flow.stop_s is not None else scenario.duration_s
         stop_s = RECEIVER_HEAD_START_S + end_s
         for role in ("receiver", "sender"):
@@ -399,7 +404,7 @@ def build_jobs(scenario: Scenario, plan: LabPlan, topology: dict[str, Any], vm_d
             "stop_s": stop_s})
         jobs[placement[flow.src]]["processes"].append({
             "name": f"flows/{flow.id}/sender/sender", "argv": sender,
-            "start_s": RECEIVER_HEAD_START_S + flow.start_s, "stop_s": stop_s})
+            "start_s": RECEIVER_HEAD_START_S + flow.start_s, "stop_s": stop_s, "gate": gate})
         flows.append(FlowProcesses(flow, Path("flows") / flow.id, receiver, sender))
         index += 1
     return jobs, flows
@@ -472,6 +477,8 @@ def run(lab: VmLab, scenario: Scenario, out_base: Path, log: IO[str] | None = No
             with vcpus.raised(threads) as priorities:
                 host_before = hostload.host_snapshot(threads)
                 t0, end_ns = _timed_run(nodes, RECEIVER_HEAD_START_S + scenario.duration_s, say)
+                # the run's zero: traces and senders start there, after the receivers
+                zero_ns = t0 + round(RECEIVER_HEAD_START_S * 1e9)
                 host_after = hostload.host_snapshot(threads)
             for node in nodes:
                 assert node.model is not None and node.proc is not None
@@ -490,7 +497,7 @@ def run(lab: VmLab, scenario: Scenario, out_base: Path, log: IO[str] | None = No
         for node in nodes:
             _gather(lab.ssh_config, node.host, vm_dir, run_dir)
     models = {node.host: node.model for node in nodes if node.model is not None}
-    return _results(lab, scenario, run_dir, flows, models, t0, end_ns, started,
+    return _results(lab, scenario, run_dir, flows, models, zero_ns, end_ns, started,
                     (host_before, host_after), priorities)
 
 
@@ -555,7 +562,7 @@ def _gather(config: Path, host: str, vm_dir: str, run_dir: Path) -> None:
 
 
 def _results(lab: VmLab, scenario: Scenario, run_dir: Path, flows: list[FlowProcesses],
-             models: dict[str, clock.ClockModel], t0: int, end_ns: int, started: float,
+             models: dict[str, clock.ClockModel], zero_ns: int, end_ns: int, started: float,
              host: tuple[MachineSnapshot, MachineSnapshot],
              priorities: dict[str, int | None]) -> Path:
     placement = lab.placement
@@ -571,9 +578,9 @@ def _results(lab: VmLab, scenario: Scenario, run_dir: Path, flows: list[FlowProc
     guests = hostload.guest_loads(run_dir)
     machine = hostload.combined(*host, guests)
     fidelity = collect_fidelity(lab.plan, probes=[], replay_logs=replay_logs, user_links={},
-                                start_ns=t0, base_dir=base_dir, machine=machine,
+                                start_ns=zero_ns, base_dir=base_dir, machine=machine,
                                 sample_interval_ns=VM_SAMPLE_INTERVAL_NS)
-    flow_entries = flow_results(flows, lab.plan, run_dir, start_ns=t0, end_ns=end_ns,
+    flow_entries = flow_results(flows, lab.plan, run_dir, start_ns=zero_ns, end_ns=end_ns,
                                 base_dir=base_dir)
     results = build_results(scenario, "kernel", flow_entries, fidelity, started=started,
                             ended=time.time())

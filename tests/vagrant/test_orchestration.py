@@ -83,6 +83,10 @@ def test_jobs_put_each_process_and_replayer_on_its_vm() -> None:
     tcp_sender = next(p for p in jobs["alice"]["processes"] if "tcp-1" in p["name"])
     assert tcp_sender["argv"][0] == VM_PYTHON
     assert tcp_sender["start_s"] == pytest.approx(12.3)
+    # senders set up early and read their start from stdin, as in namespaces; traces
+    # start at the run's zero, with the senders, after the receivers' head start
+    assert tcp_sender["gate"] and tcp_sender["argv"][-1] == "--wait-start"
+    assert jobs["router"]["zero_s"] == pytest.approx(0.3)
     assert str(plan.hosts["bob"].address) in " ".join(tcp_sender["argv"])
     # the node launches every process's module with -P, from the job's argv
     python, module, args = split_module_argv(tcp_sender["argv"])
