@@ -7,6 +7,10 @@ process, as real endpoints are. In every case, in the same run:
 * ``floor``: the simplest program (``bench/echo.py``): one plain Python epoll
   echo server, N client processes each sending a 60-byte request at R Hz
   (random phase) and blocking in ``recv`` for the reply;
+* ``floor+forward`` (OpenNetLab model): the same echo server answering each
+  request with a bare numpy forward pass of the model (``bench/echo.py
+  --weights``): the simplest program that does the agent's whole job, so the
+  floor for a target that a forward pass must fit in;
 * ``agent``: ``python -m netlab.agent`` serving the model to N flow processes
   that decide through ``endpoints.agent_client.AgentClient.decide``, the call
   the lab's RTC receivers and TCP senders make each step (only the deadline is
@@ -179,6 +183,32 @@ def pcts(values: list[float] | np.ndarray[Any, Any]) -> dict[str, float | None]:
 # ---- one side of a case -----------------------------------------------------------------
 
 
+def save_forward_layers(checkpoint: Path, out: Path) -> None:
+    """OpenNetLab's actor and critic as one numpy chain (as the agent runs them), for
+    ``bench/echo.py --weights``."""
+    import torch
+
+    from netlab.agent.policies.numpy_mlp import fuse
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+
+    def chain(prefix: str) -> list[tuple[Any, Any, str]]:
+        layers = []
+        for i in (0, 2, 4, 6):
+            weight = state[f"{prefix}.{i}.weight"].numpy().T.astype(np.float32)
+            bias = state[f"{prefix}.{i}.bias"].numpy().astype(np.float32)
+            layers.append((weight, bias, "relu" if i < 6 else "identity"))
+        return layers
+
+    fused = fuse(chain("actor"), chain("critic"))
+    assert fused is not None
+    arrays: dict[str, Any] = {"n": np.array(len(fused)), "output": np.array("sigmoid")}
+    for i, (weight, bias, activation) in enumerate(fused):
+        arrays |= {f"w{i}": weight, f"b{i}": bias, f"f{i}": np.array(activation)}
+    np.savez(out, **arrays)
+
+
 def run_side(server_argv: list[str], target: str, client_argv: list[list[str]],
              seconds: float, warm_s: float) -> tuple[list[dict[str, Any]], float, float]:
     """Start the server, the clients (each told the common start), wait; the clients'
@@ -282,6 +312,19 @@ def run_case(model: str, checkpoint: Path, flows: int, rate: float, args: argpar
         [sys.executable, str(ECHO), "--server", echo_sock], echo_sock, floor_clients, seconds,
         warm_s)
     floor = summary(floor_flows, floor_cpu, floor_load, seconds - warm_s)
+    forward_floor = None
+    if model == "opennetlab":
+        weights = workdir / "onl-layers.npz"
+        if not weights.exists():
+            save_forward_layers(checkpoint, weights)
+        forward_sock = str(workdir / f"forward-{name}.sock")
+        forward_clients = [[*argv[:3], forward_sock, *argv[4:-1],
+                            str(workdir / f"forward-{name}-{i}.json")]
+                           for i, argv in enumerate(floor_clients)]
+        forward_flows, forward_cpu, forward_load = run_side(
+            [sys.executable, str(ECHO), "--server", forward_sock, "--weights", str(weights)],
+            forward_sock, forward_clients, seconds, warm_s)
+        forward_floor = summary(forward_flows, forward_cpu, forward_load, seconds - warm_s)
 
     agent_sock = str(workdir / f"agent-{name}.sock")
     stats = workdir / f"stats-{name}.json"
@@ -296,15 +339,23 @@ def run_case(model: str, checkpoint: Path, flows: int, rate: float, args: argpar
                                                   warm_s)
     agent = summary(agent_flows, agent_cpu, agent_load, seconds - warm_s)
     result: dict[str, Any] = {"model": model, "case": name, "flows": flows, "rate_hz": rate,
-                              "floor": floor, "agent": agent,
+                              "floor": floor, "floor_forward": forward_floor, "agent": agent,
                               "parts": parts(agent_flows, stats)}
     for q in ("p50", "p99"):
         a, f = agent[q], floor[q]
         result[f"ratio_{q}"] = round(a / f, 2) if a is not None and f else None
+        ff = forward_floor[q] if forward_floor else None
+        result[f"ratio_forward_{q}"] = round(a / ff, 2) if a is not None and ff else None
     device = (result["parts"].get("agent") or {}).get("device") or {}
     result["device"] = device
     result["targets"] = [{"what": w, "met": ok} for w, ok in
                          targets(model, flows, rate, agent, floor, device.get("used", "cpu"))]
+    if forward_floor is not None:
+        # the same targets for the simplest program doing the job: one it misses too
+        # is beyond this machine, not the agent (issue #14, "Honest limits")
+        floor_targets = dict(targets(model, flows, rate, forward_floor, floor, "cpu"))
+        for target in result["targets"]:
+            target["floor_forward_met"] = floor_targets.get(target["what"])
     return result
 
 
@@ -314,6 +365,11 @@ def show(result: dict[str, Any]) -> None:
           f"p50 {f['p50']} p99 {f['p99']} µs >1ms {f['misses_over_1ms']} | agent "
           f"n={a['decisions']} p50 {a['p50']} p99 {a['p99']} µs >1ms {a['misses_over_1ms']} | "
           f"agent/floor p50 {result['ratio_p50']}× p99 {result['ratio_p99']}×", flush=True)
+    ff = result.get("floor_forward")
+    if ff:
+        print(f"    floor+forward n={ff['decisions']} p50 {ff['p50']} p99 {ff['p99']} µs >1ms "
+              f"{ff['misses_over_1ms']} | agent/(floor+forward) p50 "
+              f"{result['ratio_forward_p50']}× p99 {result['ratio_forward_p99']}×", flush=True)
     if p:
         legs = "  ".join(f"{k} {p[k]['p50']}/{p[k]['p99']}" for k in
                          ("sent_to_read", "read_to_reply", "reply_to_applied"))
@@ -326,8 +382,11 @@ def show(result: dict[str, Any]) -> None:
                                               if result["device"].get("note") else ""),
           flush=True)
     if result["targets"]:
-        print("    targets: " + "; ".join(f"{t['what']} {'met' if t['met'] else 'NOT met'}"
-                                          for t in result["targets"]), flush=True)
+        print("    targets: " + "; ".join(
+            f"{t['what']} {'met' if t['met'] else 'NOT met'}" + (
+                "" if t.get("floor_forward_met") is None else
+                f" (floor+forward: {'met' if t['floor_forward_met'] else 'NOT met'})")
+            for t in result["targets"]), flush=True)
 
 
 def main() -> None:

@@ -10,6 +10,14 @@ Imported by ``bench/agent.py`` and ``bench/agent_profile.py``; also run as a
 process by them (``--server`` or ``--client``), importing nothing heavy, so
 that a client's own start-up and caches match the simplest program's.
 
+With ``--weights NPZ`` the server is the simplest program that does the
+agent's whole job: per request it unpacks the observation (``struct``),
+log-scales it, runs a bare numpy forward pass of the saved layers (``x @ W + b``
+and the activation, per layer) and packs the first output into the reply.
+``bench/agent.py`` saves OpenNetLab's actor and critic there as one chain, as
+the agent runs them (:mod:`netlab.agent.policies.numpy_mlp`), so this is the
+floor for decode + forward + encode, not for the socket alone.
+
 Server variants (for the wake-up profile): ``epoll`` (the floor: sleep in
 ``epoll_wait``), ``select`` (sleep in ``select`` on the epoll fd, then poll it:
 the agent's timed sleep), ``spin`` (``epoll_wait`` with timeout 0 in a loop),
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import select
@@ -30,6 +39,7 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REQUEST_BYTES = 60  # a 28-byte agent_protocol header and 8 float32s
@@ -39,8 +49,41 @@ SPIN_NS = 400_000
 DEADLINE_NS = 500_000_000  # long: a late reply is still timed
 
 
-def serve(path: str, wait: str = "epoll", fifo: int = 0) -> None:
-    """Echo every frame back on its connection until SIGTERM."""
+HEADER = struct.Struct("<BBHIIIqf")  # endpoints.agent_protocol.HEADER
+
+
+def load_forward(weights: str) -> Callable[[bytes], bytes]:
+    """A reply maker: observation in, the chain's first output out (``--weights``)."""
+    import numpy as np
+
+    saved = np.load(weights)
+    layers = [(saved[f"w{i}"], saved[f"b{i}"], str(saved[f"f{i}"]))
+              for i in range(int(saved["n"]))]
+    sigmoid = str(saved["output"]) == "sigmoid"  # the action's, after the chain
+    obs_size = layers[0][0].shape[0]
+    unpack = struct.Struct(f"<{obs_size}f").unpack_from
+    pack = struct.Struct("<f").pack
+
+    def reply(data: bytes) -> bytes:
+        x = np.log(np.maximum(np.array(unpack(data, HEADER.size), dtype=np.float32), 1e-3))
+        x = x.reshape(1, -1)
+        for weight, bias, activation in layers:
+            x = x @ weight
+            x += bias
+            if activation == "relu":
+                np.maximum(x, 0, out=x)
+        action = float(x[0, 0])
+        if sigmoid:
+            action = 1 / (1 + math.exp(-action))
+        return data[:HEADER.size] + pack(action)
+
+    return reply
+
+
+def serve(path: str, wait: str = "epoll", fifo: int = 0, weights: str | None = None) -> None:
+    """Echo every frame back on its connection until SIGTERM (with ``weights``: answer
+    each with a forward pass instead)."""
+    answer = load_forward(weights) if weights else None
     if fifo:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(fifo))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -79,7 +122,7 @@ def serve(path: str, wait: str = "epoll", fifo: int = 0) -> None:
                     del conns[fd]
                     conn.close()
                     break
-                conn.send(data)
+                conn.send(answer(data) if answer is not None else data)
     os.unlink(path)
 
 
@@ -141,11 +184,13 @@ def main() -> None:
     parser.add_argument("--wait", default=None, help=f"server: {SERVER_WAITS}; client: "
                                                      f"{CLIENT_WAITS}")
     parser.add_argument("--fifo", type=int, default=0, help="server SCHED_FIFO priority")
+    parser.add_argument("--weights", default=None,
+                        help="server: answer with a numpy forward pass of these layers (.npz)")
     parser.add_argument("--client", nargs=7, metavar=("PATH", "HZ", "SECONDS", "WARM_S",
                                                       "SEED", "START_NS", "OUT"))
     args = parser.parse_args()
     if args.server:
-        serve(args.server, args.wait or "epoll", args.fifo)
+        serve(args.server, args.wait or "epoll", args.fifo, args.weights)
     elif args.client:
         path, rate, seconds, warm_s, seed, start_ns, out = args.client
         client(path, float(rate), float(seconds), int(start_ns), float(warm_s), int(seed), out,

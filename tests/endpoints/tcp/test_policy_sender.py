@@ -145,7 +145,9 @@ def test_kernel_fallback_lifts_the_limit_while_the_agent_is_stopped(
 
     info = logs.read_tcp_info_log(sender_dir)
     missed = steps[steps["timely"] == 0]
-    lifted_ns = int(missed["t_done_ns"][0])
+    # the stop's first miss: on a busy 2-core machine a 20 ms deadline is sometimes
+    # missed before it too (the fallback lifts the limit then as well, for a step)
+    lifted_ns = int(missed["t_done_ns"][missed["t_done_ns"] > stopped_ns][0])
     resumed = steps[(steps["timely"] == 1) & (steps["t_sent_ns"] > lifted_ns)]
     resumed_ns = int(resumed["t_done_ns"][0])
     assert stopped_ns < lifted_ns < continued_ns < resumed_ns
@@ -155,7 +157,13 @@ def test_kernel_fallback_lifts_the_limit_while_the_agent_is_stopped(
     assert _sent_bps(info, lifted_ns + 100e6, resumed_ns) > 3 * START_BPS
     # Before the stop and after the return, the policy's limit holds the flow.
     limit_bps = float(steps["rate_Bps"][0]) * 8
-    before = _sent_bps(info, int(steps["t_done_ns"][0]) + 200e6, lifted_ns)
+    calm_ns = int(steps["t_done_ns"][0])
+    early = missed[missed["t_done_ns"] <= stopped_ns]
+    if len(early):  # measured from the limit's return after the last early miss
+        back = steps[(steps["timely"] == 1) & (steps["t_sent_ns"] > early["t_done_ns"][-1])]
+        calm_ns = int(back["t_done_ns"][0])
+    assert stopped_ns - calm_ns > 500e6, "too little of the flow before the stop was calm"
+    before = _sent_bps(info, calm_ns + 200e6, lifted_ns)
     after = _sent_bps(info, resumed_ns + 200e6, float(info["t_ns"][-1]))
     for measured in (before, after):
         assert 0.85 * limit_bps <= measured <= 1.1 * limit_bps, (measured, limit_bps)
