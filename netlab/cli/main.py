@@ -8,6 +8,7 @@ module to ``COMMAND_MODULES``.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import signal
 import sys
@@ -16,6 +17,8 @@ from types import ModuleType
 
 from labcore.errors import LabError
 from netlab import __version__
+
+STACKS_SIGNAL = signal.SIGUSR2
 
 COMMAND_MODULES: tuple[str, ...] = (
     "up",
@@ -78,6 +81,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; no traceback ever reaches the user (see ``internal_error``)."""
     words = list(sys.argv[1:] if argv is None else argv)
+    if argv is None:  # 'kill -USR2 PID' prints where a stuck netlab is, every thread
+        faulthandler.register(STACKS_SIGNAL, all_threads=True)
     try:
         return _dispatch(words)
     except KeyboardInterrupt:

@@ -15,6 +15,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -39,6 +41,7 @@ class Terminated(KeyboardInterrupt):
 
 _ending = False  # a signal decided the lab goes down: later ones must not cut that short
 _keep_up = False
+_flows_running = False  # in ``up``, a Ctrl-C now ends the flows early and keeps the lab
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -48,8 +51,30 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     if _ending:
         return
     terminate = signum in (signal.SIGTERM, signal.SIGHUP)
-    _ending = terminate or not _keep_up
+    # Only a Ctrl-C while an ``up``'s flows run keeps the lab; every other
+    # raise ends in teardown, which no later signal may cut short.  CPython
+    # runs pending handlers in signal-number order, so a SIGTERM and a Ctrl-C
+    # that arrive together are seen Ctrl-C (2) first: outside the flows that
+    # Ctrl-C must already count as the end.
+    _ending = terminate or not (_keep_up and _flows_running)
     raise Terminated if terminate else KeyboardInterrupt
+
+
+def _teardown_begins() -> None:
+    """From here the lab goes down: signals no longer raise (teardown holds them too)."""
+    global _ending
+    _ending = True
+
+
+@contextmanager
+def _ctrl_c_keeps_lab(keep_up: bool) -> Iterator[None]:
+    """The flows phase of ``up``: a Ctrl-C in it ends the flows, not the lab."""
+    global _flows_running
+    _flows_running = keep_up
+    try:
+        yield
+    finally:
+        _flows_running = False
 
 
 def install_sigterm_handler() -> None:
@@ -91,7 +116,7 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
                 run.stop()
 
         try:
-            with ownership.until_taken_down(then=stop_unless_kept):
+            with _ctrl_c_keeps_lab(keep_up), ownership.until_taken_down(then=stop_unless_kept):
                 if ownership.down_requested():
                     pass  # 'netlab down' asked while the lab was being built
                 else:
@@ -124,6 +149,8 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
         finished = True
         return run_dir
     finally:
+        if ownership.down_requested() or not (finished and keep_up):
+            _teardown_begins()
         if ownership.down_requested():
             ownership.end_taken_down(lab)
         elif not (finished and keep_up):

@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from netlab.cli.main import STACKS_SIGNAL
 from netlab.lab import netns, state
 from tests.lab.scenarios import unique_lab
 
@@ -49,6 +50,18 @@ def _wait_up(name: str, proc: subprocess.Popen[bytes], log: Path,
         time.sleep(0.05)
     raise AssertionError(f"lab {name} did not come up in {timeout_s} s:\n"
                          f"{log.read_text(errors='replace')}")
+
+
+def _wait_or_dump(proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> int:
+    """The exit code; a process still running after ``timeout_s`` fails the test
+    with every thread's stack (netlab prints them on STACKS_SIGNAL)."""
+    try:
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(STACKS_SIGNAL)
+        time.sleep(1.0)
+        raise AssertionError(f"still running {timeout_s:.0f} s after the signal; its "
+                             f"output and stacks:\n{log.read_text(errors='replace')}") from None
 
 
 def test_up_detached_then_status_exec_check_down(tmp_path: Path) -> None:
@@ -93,8 +106,13 @@ def test_sigterm_to_a_foreground_up_cleans_up(tmp_path: Path) -> None:
                                 stdout=sink, stderr=subprocess.STDOUT)
     try:
         _wait_up(name, proc, log)
+        proc.send_signal(STACKS_SIGNAL)  # a look at where it is does not end it
+        deadline = time.monotonic() + 10
+        while "most recent call first" not in log.read_text(errors="replace"):
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) != 0
+        assert _wait_or_dump(proc, log, 30) != 0
     finally:
         if proc.poll() is None:
             proc.kill()
