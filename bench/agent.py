@@ -184,27 +184,18 @@ def pcts(values: list[float] | np.ndarray[Any, Any]) -> dict[str, float | None]:
 
 
 def save_forward_layers(checkpoint: Path, out: Path) -> None:
-    """OpenNetLab's actor and critic as one numpy chain (as the agent runs them), for
-    ``bench/echo.py --weights``."""
-    import torch
+    """The chain the agent runs for ``checkpoint`` (actor and critic fused, see
+    ``netlab.agent.policies.numpy_mlp``), for ``bench/echo.py --weights``."""
+    from netlab.agent.checkpoints import load_policy
+    from netlab.agent.policies.spec import SpecPolicy
 
-    from netlab.agent.policies.numpy_mlp import fuse
-
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state)
-
-    def chain(prefix: str) -> list[tuple[Any, Any, str]]:
-        layers = []
-        for i in (0, 2, 4, 6):
-            weight = state[f"{prefix}.{i}.weight"].numpy().T.astype(np.float32)
-            bias = state[f"{prefix}.{i}.bias"].numpy().astype(np.float32)
-            layers.append((weight, bias, "relu" if i < 6 else "identity"))
-        return layers
-
-    fused = fuse(chain("actor"), chain("critic"))
-    assert fused is not None
-    arrays: dict[str, Any] = {"n": np.array(len(fused)), "output": np.array("sigmoid")}
-    for i, (weight, bias, activation) in enumerate(fused):
+    policy = load_policy(checkpoint)
+    assert isinstance(policy, SpecPolicy) and policy.numpy_forward is not None
+    forward = policy.numpy_forward
+    assert forward.fused is not None
+    arrays: dict[str, Any] = {"n": np.array(len(forward.fused)),
+                              "output": np.array(forward.output)}
+    for i, (weight, bias, activation) in enumerate(forward.fused):
         arrays |= {f"w{i}": weight, f"b{i}": bias, f"f{i}": np.array(activation)}
     np.savez(out, **arrays)
 

@@ -40,8 +40,7 @@ class Terminated(KeyboardInterrupt):
 
 
 _ending = False  # a signal decided the lab goes down: later ones must not cut that short
-_keep_up = False
-_flows_running = False  # in ``up``, a Ctrl-C now ends the flows early and keeps the lab
+_ctrl_c_keeps = False  # in ``up``'s flows: a Ctrl-C ends the flows early and keeps the lab
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -56,7 +55,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     # runs pending handlers in signal-number order, so a SIGTERM and a Ctrl-C
     # that arrive together are seen Ctrl-C (2) first: outside the flows that
     # Ctrl-C must already count as the end.
-    _ending = terminate or not (_keep_up and _flows_running)
+    _ending = terminate or not _ctrl_c_keeps
     raise Terminated if terminate else KeyboardInterrupt
 
 
@@ -69,12 +68,12 @@ def _teardown_begins() -> None:
 @contextmanager
 def _ctrl_c_keeps_lab(keep_up: bool) -> Iterator[None]:
     """The flows phase of ``up``: a Ctrl-C in it ends the flows, not the lab."""
-    global _flows_running
-    _flows_running = keep_up
+    global _ctrl_c_keeps
+    _ctrl_c_keeps = keep_up
     try:
         yield
     finally:
-        _flows_running = False
+        _ctrl_c_keeps = False
 
 
 def install_sigterm_handler() -> None:
@@ -94,10 +93,8 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
     until ``netlab down``; SIGTERM or an error takes it down. ``netlab run``:
     the lab goes down at the end, and on any exception, Ctrl-C or SIGTERM.
     """
-    global _keep_up
     console = Console(stderr=True, quiet=quiet)
     install_sigterm_handler()
-    _keep_up = keep_up
     ownership.install()
     built = time.monotonic()
     lab = lifecycle.up(scenario, backend=backend, subnet=subnet, owner_handles_down=True)
@@ -149,11 +146,11 @@ def run_session(scenario: Scenario, *, backend: str | None, subnet: ipaddress.IP
         finished = True
         return run_dir
     finally:
-        if ownership.down_requested() or not (finished and keep_up):
-            _teardown_begins()
         if ownership.down_requested():
+            _teardown_begins()
             ownership.end_taken_down(lab)
         elif not (finished and keep_up):
+            _teardown_begins()
             report = lab.down()
             console.print(f"[green]down[/green] {lab.name}: removed {len(report.removed)} objects")
         else:

@@ -25,11 +25,9 @@ def handler() -> Iterator[None]:
     yield
     for sig, old in previous.items():
         signal.signal(sig, old)
-    session._keep_up = False
 
 
 def test_ctrl_c_outside_the_flows_of_up_already_ends_the_lab(handler: None) -> None:
-    session._keep_up = True
     with pytest.raises(KeyboardInterrupt):
         session._interrupt(signal.SIGINT, None)
     session._interrupt(signal.SIGTERM, None)  # the teardown has begun: not cut short
@@ -37,7 +35,6 @@ def test_ctrl_c_outside_the_flows_of_up_already_ends_the_lab(handler: None) -> N
 
 def test_ctrl_c_during_the_flows_of_up_keeps_the_lab_and_sigterm_still_ends_it(
         handler: None) -> None:
-    session._keep_up = True
     with session._ctrl_c_keeps_lab(True), pytest.raises(KeyboardInterrupt) as caught:
         session._interrupt(signal.SIGINT, None)
     assert not isinstance(caught.value, session.Terminated)
