@@ -7,6 +7,7 @@ anything new fails the test with the leaked objects named.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -25,7 +26,10 @@ os.environ["NETLAB_RUN_ROOT"] = str(_RUN_ROOT)
 # CI never sets this, so there every object counts.
 _IGNORE = re.compile(os.environ["NETLAB_LEAKCHECK_IGNORE"]) if os.environ.get(
     "NETLAB_LEAKCHECK_IGNORE") else None
-LEAK_WAIT_S = 3.0
+#: How long things may take to go after a test: namespaces free their veths
+#: asynchronously, and Ray ends killed actors' and shut-down workers' processes
+#: asynchronously, seconds later on a loaded 2-core machine.
+LEAK_WAIT_S = 10.0
 
 
 def _namespaces() -> set[str]:
@@ -41,7 +45,14 @@ def _root_links() -> set[str]:
 
 
 def _children() -> set[int]:
-    return {p.pid for p in psutil.Process().children(recursive=True)}
+    """Live descendants (an exited child its parent has not reaped yet holds no
+    resource: its parent is still running and answerable for it)."""
+    alive = set()
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                alive.add(proc.pid)
+    return alive
 
 
 def _run_dirs() -> set[str]:
@@ -77,7 +88,7 @@ def no_leaks() -> Iterator[None]:
     deadline = time.monotonic() + LEAK_WAIT_S
     leaked = _leaks(before)
     while leaked and time.monotonic() < deadline:
-        time.sleep(0.1)  # namespaces free their veths asynchronously
+        time.sleep(0.1)
         leaked = _leaks(before)
     assert not leaked, f"test leaked: {', '.join(leaked)}"
 

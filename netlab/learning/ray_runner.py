@@ -33,6 +33,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from netlab.agent.transitions import from_npy, to_npy
 from netlab.errors import NetlabError
 from netlab.learning.labs import EpisodeResult, EpisodeSpec, LabPool, Tick
@@ -43,6 +45,10 @@ WAIT_S = 1.0
 #: moment to declare a killed node dead, and a runner pinned to it would never start.
 LOST_GRACE_S = 5.0
 START_TIMEOUT_S = 60.0  # a runner's first answer (importing netlab on a busy node)
+#: How long ``shutdown`` waits for this machine's runner processes to exit after
+#: ``ray.kill`` (asynchronous: the raylet ends the worker later, seconds later on a
+#: loaded machine).
+RUNNER_EXIT_TIMEOUT_S = 20.0
 
 
 def episode_payload(result: EpisodeResult) -> dict[str, Any]:
@@ -151,6 +157,7 @@ class RayLabPool:
         self.runners: dict[str, Any] = {}  # node id -> a runner that answered
         self.info: dict[str, dict[str, Any]] = {}  # node id -> its runner's node()
         self.starting: dict[str, tuple[Any, Any]] = {}  # node id -> (runner, its node() ref)
+        self.local_processes: list[psutil.Process] = []  # runners on this machine
         self.lost_at: dict[str, float] = {}  # node id -> when its last runner was lost
         self.made = 0
         self.reruns = 0  # episodes run again after their runner was lost
@@ -204,10 +211,14 @@ class RayLabPool:
             node = refs[ref]
             runner, _ = self.starting.pop(node)
             try:
-                self.info[node] = ray.get(ref)
+                self.info[node] = info = ray.get(ref)
                 self.runners[node] = runner
             except _actor_lost():
                 self.lost_at[node] = time.monotonic()
+                continue
+            if info.get("host") == os.uname().nodename:
+                with contextlib.suppress(psutil.Error):
+                    self.local_processes.append(psutil.Process(int(info["pid"])))
 
     def nodes(self) -> list[dict[str, Any]]:
         return [self.info[node] for node in self.runners]
@@ -300,7 +311,27 @@ class RayLabPool:
                 ray.kill(runner)
         self.runners, self.starting = {}, {}
         self._assets = {}
+        # Ray ends killed actors' processes asynchronously; a runner still dying
+        # owns its labs, which the reaping below would leave alone.
+        _wait_ended(self.local_processes, RUNNER_EXIT_TIMEOUT_S)
+        self.local_processes = []
         reap_orphaned_labs(self.lab_prefix)
+
+
+def _wait_ended(processes: list[psutil.Process], timeout_s: float) -> None:
+    """Until each process has exited or is a zombie (a killed node's workers are
+    reparented to an init that may never reap them), at most ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive = []
+        for proc in processes:
+            with contextlib.suppress(psutil.Error):
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(proc)
+        if not alive:
+            return
+        processes = alive
+        time.sleep(0.05)
 
 
 def reap_orphaned_labs(prefix: str) -> list[str]:
