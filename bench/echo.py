@@ -146,9 +146,13 @@ def _wait_reply(sock: socket.socket, wait: str) -> bytes:
 
 
 def client(path: str, rate: float, seconds: float, start_ns: int, warm_s: float, seed: int,
-           out: str, wait: str = "recv") -> None:
+           out: str, wait: str = "recv", fifo: int = 0) -> None:
     """Request at ``rate`` Hz from a random phase for ``seconds`` after ``start_ns``;
-    writes the round trips (µs) after the first ``warm_s``."""
+    writes the round trips (µs) after the first ``warm_s``. With ``fifo``, each
+    request's round trip runs at that SCHED_FIFO priority and the waits between
+    them at normal priority, as a lab flow's decision waits do
+    (``labcore.priority.DecisionWait``)."""
+    boost, normal = os.sched_param(fifo), os.sched_param(0)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     sock.connect(path)
     payload = struct.pack("<BBHIIIqf8f", 1, 3, 0, seed + 1, 0, 8, 0, 0.0, *range(8))
@@ -166,10 +170,14 @@ def client(path: str, rate: float, seconds: float, start_ns: int, warm_s: float,
             time.sleep((due - now) / 1e9)
         if cpu_from is None and due >= timed_from:
             cpu_from = time.process_time()
+        if fifo:
+            os.sched_setscheduler(0, os.SCHED_FIFO, boost)
         sent = time.monotonic_ns()
         sock.send(payload)
         _wait_reply(sock, wait)
         back = time.monotonic_ns()
+        if fifo:
+            os.sched_setscheduler(0, os.SCHED_OTHER, normal)
         if sent >= timed_from:
             latencies.append((back - sent) / 1e3)
         due += period_ns
@@ -184,6 +192,8 @@ def main() -> None:
     parser.add_argument("--wait", default=None, help=f"server: {SERVER_WAITS}; client: "
                                                      f"{CLIENT_WAITS}")
     parser.add_argument("--fifo", type=int, default=0, help="server SCHED_FIFO priority")
+    parser.add_argument("--client-fifo", type=int, default=0,
+                        help="client: SCHED_FIFO priority of each request's round trip")
     parser.add_argument("--weights", default=None,
                         help="server: answer with a numpy forward pass of these layers (.npz)")
     parser.add_argument("--client", nargs=7, metavar=("PATH", "HZ", "SECONDS", "WARM_S",
@@ -194,7 +204,7 @@ def main() -> None:
     elif args.client:
         path, rate, seconds, warm_s, seed, start_ns, out = args.client
         client(path, float(rate), float(seconds), int(start_ns), float(warm_s), int(seed), out,
-               args.wait or "recv")
+               args.wait or "recv", args.client_fifo)
     else:
         parser.error("--server or --client")
 

@@ -4,15 +4,21 @@ Wake-up lateness of a replayer or a user-space link is the link's timing
 error, so shaping sits on the top rung; the policy agent answers the
 endpoints within a deadline, but must never delay the links whose fidelity
 the run reports, so it sits one rung below; endpoints (the traffic being
-measured) stay at normal priority, as any application would.  When
-SCHED_FIFO is refused (no CAP_SYS_NICE, a container without a real-time
-budget) each rung falls back to a nice value in the same order.
+measured) stay at normal priority, as any application would, except while a
+flow waits for its agent's reply: that wait is part of the decision's round
+trip, bounded by its deadline (1 ms by default), and a normal-priority
+process woken by the reply can wait behind the host's other flows for longer
+than that, so the wait alone climbs to the rung below the agent
+(:class:`DecisionWait`).  When SCHED_FIFO is refused (no CAP_SYS_NICE, a
+container without a real-time budget) each rung falls back to a nice value
+in the same order; the decision wait then stays normal.
 
 =========================  ==========  ====
 rung                       SCHED_FIFO  nice
 =========================  ==========  ====
 replayers, user-space link 50          -15
 agent (serving thread)     40          -10
+a flow's decision wait     30          0
 endpoints                  (normal)    0
 =========================  ==========  ====
 """
@@ -39,9 +45,10 @@ class Rung:
 
 SHAPING = Rung("shaping", fifo=50, nice=-15)
 AGENT = Rung("agent", fifo=40, nice=-10)
+DECISION_WAIT = Rung("decision wait", fifo=30, nice=0)
 ENDPOINT = Rung("endpoint", fifo=None, nice=0)
 #: Highest first.
-LADDER = (SHAPING, AGENT, ENDPOINT)
+LADDER = (SHAPING, AGENT, DECISION_WAIT, ENDPOINT)
 
 
 @dataclass(frozen=True)
@@ -107,3 +114,37 @@ def raise_priority(want: str, rung: Rung, *, lock_memory: bool = False,
     slack = _set_timer_slack(timer_slack_ns)
     locked = _lock_memory() if lock_memory else False
     return Priority(policy, slack, locked)
+
+
+class DecisionWait:
+    """Raises the calling thread to :data:`DECISION_WAIT` for one decision's round
+    trip (``raise_`` before the observation goes out, ``lower`` once the reply is
+    in or the deadline passed) and back to normal scheduling with its nice value.
+
+    Two ``sched_setscheduler`` calls a decision (about 1 µs each); allowed to an
+    unprivileged flow by an ``RLIMIT_RTPRIO`` of at least the rung's priority (the
+    lab sets it for processes that talk to an agent).  Where it is refused the
+    first time, it is off for good: ``active`` says which held."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.active = False
+        self._param = os.sched_param(DECISION_WAIT.fifo or 0)
+        self._normal = os.sched_param(0)
+        # A thread that is not plainly scheduled (already real-time, or batch/idle
+        # on purpose) keeps what it has.
+        if not enabled or os.sched_getscheduler(0) != os.SCHED_OTHER:
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, self._param)
+        except OSError:
+            return
+        os.sched_setscheduler(0, os.SCHED_OTHER, self._normal)
+        self.active = True
+
+    def raise_(self) -> None:
+        if self.active:
+            os.sched_setscheduler(0, os.SCHED_FIFO, self._param)
+
+    def lower(self) -> None:
+        if self.active:
+            os.sched_setscheduler(0, os.SCHED_OTHER, self._normal)

@@ -151,6 +151,7 @@ class AgentSet:
             "flows": [{"flow": c["flow_dir"], "decisions": c.get("decisions"),
                        "misses": c.get("misses"), "fallback_s": c.get("fallback_s"),
                        "late_replies": c.get("late_replies"),
+                       "wait_priority": c.get("wait_priority"),
                        "decision_interval_ms": c.get("decision_interval_ms"),
                        "window_ms": c.get("window_ms"),
                        "latency_us": percentiles(c.get("latency_us", []))} for c in clients],

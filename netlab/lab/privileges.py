@@ -8,8 +8,11 @@ user ``netlab``, unless the scenario's host says ``user: root``.  What a child s
 needs is granted by name: ownership of its own directory, CAP_NET_ADMIN as an
 ambient capability for a TCP sender whose congestion control is outside
 ``net.ipv4.tcp_allowed_congestion_control`` (a machine-wide list netlab never
-widens), and nothing else; the bounding set is emptied and no_new_privs set, so a
-setuid program cannot take root back.
+widens), the right to raise a thread to the real-time rung of a decision wait
+(:data:`labcore.priority.DECISION_WAIT`) for a flow that talks to a policy agent
+(``RLIMIT_RTPRIO``, or CAP_SYS_NICE where root may not raise that limit), and
+nothing else; the bounding set is emptied and
+no_new_privs set, so a setuid program cannot take root back.
 
 A dedicated user, not ``nobody``: every daemon running as ``nobody`` may signal
 or ptrace every other one, so a plugin running as ``nobody`` could reach them
@@ -27,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import os
 import pwd
+import resource
 import shutil
 import stat
 import subprocess
@@ -46,7 +50,8 @@ SYSTEM_USER = "netlab"
 USER_RECORD = Path("/var/lib/netlab/system-user.json")
 ALLOWED_CC = Path("/proc/sys/net/ipv4/tcp_allowed_congestion_control")
 #: linux/capability.h; only the capabilities a child may be granted are named.
-CAPABILITIES = {"net_admin": 12}
+CAPABILITIES = {"net_admin": 12, "sys_nice": 23}
+_CAP_SYS_RESOURCE = 24  # linux/capability.h: raises a hard resource limit
 #: The packages' root, put on children's PYTHONPATH: children start with ``-P``
 #: (no cwd on sys.path), so an uninstalled checkout must be named explicitly.
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -68,20 +73,46 @@ class RunAs:
     gid: int
     groups: tuple[int, ...] = ()
     caps: frozenset[str] = field(default_factory=frozenset)
+    #: the highest SCHED_FIFO priority it may take itself (RLIMIT_RTPRIO; 0: none)
+    rtprio: int = 0
 
     @property
     def is_root(self) -> bool:
         return self.uid == 0
+
+    def with_rtprio(self, priority: int) -> RunAs:
+        """The same user allowed SCHED_FIFO up to ``priority`` (root may anyway):
+        by ``RLIMIT_RTPRIO`` where this process may raise that limit, else (a
+        container whose root lacks CAP_SYS_RESOURCE and whose limit is 0) by
+        keeping CAP_SYS_NICE, the only other way to it."""
+        if self.is_root:
+            return self
+        if _may_grant_rtprio(priority):
+            return replace(self, rtprio=max(self.rtprio, priority))
+        return self.with_caps("sys_nice")
 
     def with_caps(self, *caps: str) -> RunAs:
         """The same user keeping ``caps`` too (root keeps everything anyway)."""
         return self if self.is_root else replace(self, caps=self.caps | frozenset(caps))
 
     def describe(self) -> dict[str, object]:
-        return {"user": self.name, "uid": self.uid, "gid": self.gid, "caps": sorted(self.caps)}
+        return {"user": self.name, "uid": self.uid, "gid": self.gid, "caps": sorted(self.caps),
+                **({"rtprio": self.rtprio} if self.rtprio else {})}
 
 
 ROOT = RunAs("root", 0, 0)
+
+
+def _may_grant_rtprio(priority: int) -> bool:
+    """Whether a child can be given ``RLIMIT_RTPRIO`` ``priority``: within the hard
+    limit, or with CAP_SYS_RESOURCE to raise it."""
+    hard = resource.getrlimit(resource.RLIMIT_RTPRIO)[1]
+    if hard == resource.RLIM_INFINITY or hard >= priority:
+        return True
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> _CAP_SYS_RESOURCE & 1)
+    return False
 
 
 def _from_passwd(entry: pwd.struct_passwd, gid: int | None = None) -> RunAs:
@@ -342,11 +373,15 @@ def enter_as(namespace: str, who: RunAs, workdir: Path,
     masks = masks_for([*runtime_paths(), workdir, *reads], who) if drop else ()
     last_cap = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
 
+    rtprio = who.rtprio if drop else 0
+
     def preexec() -> None:
         netns.enter(namespace)
         if drop:
             if masks:
                 _apply_masks(masks)
+            if rtprio:  # set while still root: the user could not raise it
+                resource.setrlimit(resource.RLIMIT_RTPRIO, (rtprio, rtprio))
             _drop(who, last_cap)
         os.chdir(workdir)
     return preexec

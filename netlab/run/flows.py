@@ -26,6 +26,7 @@ from pathlib import Path
 
 import psutil
 
+from labcore import priority
 from labcore.startgate import send_start, sleep_until_ns
 from netlab.agent.lab import AgentSet
 from netlab.errors import NetlabError
@@ -76,6 +77,8 @@ class Spawner:
         for path in _reads(argv):  # an agent's socket: connecting needs write access
             if path.is_socket():
                 privileges.give_path(path, who)
+                # its decision waits may climb to their rung (endpoints.agent_client)
+                who = who.with_rtprio(priority.DECISION_WAIT.fifo or 0)
         program = shutil.which(argv[0])  # a command flow's program may lie in a closed home
         reads = [*_reads(argv), *([Path(program)] if program else [])]
         preexec = privileges.enter_as(self.plan.hosts[host].namespace, who, workdir, reads)

@@ -53,3 +53,5 @@ def test_decision_interval_sets_how_often_a_policy_flow_asks(tmp_path: Path) -> 
         assert agent["device"]["used"] == "cpu"
         assert "serving on cpu" in agent["device"]["note"]
     assert flows["fast"]["decisions"] > 1.5 * flows["step"]["decisions"] > 0
+    # the flows run unprivileged, allowed the decision-wait rung (labcore.priority)
+    assert {f["wait_priority"] for f in flows.values()} == {"fifo"}

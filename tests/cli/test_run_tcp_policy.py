@@ -30,7 +30,7 @@ def test_policy_paced_tcp_beside_cubic(tmp_path: Path) -> None:
     assert agent["fallback_s"] >= 0
     assert agent["latency_us"]["p50"] > 0
     (client,) = agent["flows"]
-    assert client["flow"] == "policy"
+    assert client["flow"] == "policy" and client["wait_priority"] == "fifo"
     steps = read_policy_log(run_dir / "flows" / "policy" / "sender")
     assert len(steps) == client["decisions"]
     sender = json.loads((run_dir / "flows" / "policy" / "sender" / "sender.json").read_text())

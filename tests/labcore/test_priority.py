@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from labcore.priority import AGENT, ENDPOINT, LADDER, SHAPING, Rung
+from labcore.priority import AGENT, DECISION_WAIT, ENDPOINT, LADDER, SHAPING, Rung
 
 REPO = Path(__file__).resolve().parents[2]
 PROBE = """
@@ -34,15 +34,17 @@ def _probe(rung: Rung, want: str) -> dict[str, object]:
 
 
 def test_the_ladder_puts_shaping_above_the_agent_above_the_endpoints() -> None:
-    assert LADDER == (SHAPING, AGENT, ENDPOINT)
+    assert LADDER == (SHAPING, AGENT, DECISION_WAIT, ENDPOINT)
     assert SHAPING.fifo is not None and AGENT.fifo is not None
-    assert SHAPING.fifo > AGENT.fifo > 0 and ENDPOINT.fifo is None
+    assert DECISION_WAIT.fifo is not None
+    assert SHAPING.fifo > AGENT.fifo > DECISION_WAIT.fifo > 0 and ENDPOINT.fifo is None
     assert SHAPING.nice < AGENT.nice < ENDPOINT.nice == 0  # the fallback keeps the order
+    assert DECISION_WAIT.nice == 0  # a short wait never takes a nice value it keeps
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_FIFO needs CAP_SYS_NICE")
 def test_each_rung_gets_its_fifo_priority() -> None:
-    shaping, agent, endpoint = (_probe(r, "fifo") for r in LADDER)
+    shaping, agent, endpoint = (_probe(r, "fifo") for r in (SHAPING, AGENT, ENDPOINT))
     assert shaping == {"policy": "fifo", "slack": 1, "fifo": True, "rt": SHAPING.fifo, "nice": 0}
     assert agent == {"policy": "fifo", "slack": 1, "fifo": True, "rt": AGENT.fifo, "nice": 0}
     # endpoints stay where any application runs; asking for fifo gives them nothing
@@ -55,3 +57,39 @@ def test_the_nice_fallback_keeps_the_same_order() -> None:
     assert (shaping["policy"], shaping["nice"]) == ("nice", SHAPING.nice)
     assert (agent["policy"], agent["nice"]) == ("nice", AGENT.nice)
     assert _probe(SHAPING, "none")["policy"] == "none"
+
+
+WAIT_PROBE = """
+import json, os
+from labcore.priority import DecisionWait
+wait = DecisionWait()
+wait.raise_()
+raised = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+wait.lower()
+lowered = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+print(json.dumps({"active": wait.active, "raised": raised, "lowered": lowered}))
+"""
+
+
+def _wait_probe(*prefix: str) -> dict[str, object]:
+    out = subprocess.run([*prefix, sys.executable, "-c", WAIT_PROBE], cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                         text=True, timeout=30, check=True)
+    result: dict[str, object] = json.loads(out.stdout)
+    return result
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping CAP_SYS_NICE needs it first")
+def test_a_decision_wait_climbs_where_the_process_may_and_comes_back_down() -> None:
+    """With CAP_SYS_NICE (root; a lab's flow keeps it where RLIMIT_RTPRIO cannot be
+    raised) the wait climbs to the rung and back to normal; without it, and with
+    RLIMIT_RTPRIO 0, it stays normal; with RLIMIT_RTPRIO at the rung (where this
+    machine lets root raise it) it climbs again."""
+    fifo, other, rung = os.SCHED_FIFO, os.SCHED_OTHER, DECISION_WAIT.fifo
+    assert _wait_probe() == {"active": True, "raised": [fifo, rung], "lowered": [other, 0]}
+    without_nice = ["setpriv", "--bounding-set=-sys_nice", "--inh-caps=-sys_nice"]
+    refused = _wait_probe("prlimit", "--rtprio=0", *without_nice)
+    assert refused == {"active": False, "raised": [other, 0], "lowered": [other, 0]}
+    if subprocess.run(["prlimit", f"--rtprio={rung}", "true"]).returncode == 0:
+        allowed = _wait_probe("prlimit", f"--rtprio={rung}", *without_nice)
+        assert allowed == {"active": True, "raised": [fifo, rung], "lowered": [other, 0]}
