@@ -11,8 +11,18 @@ ratios to the floor, and issue #14's targets for the case. ``--results RUN_DIR``
 prints an earlier run instead of starting one (the floor still runs, unless
 ``--no-floor``). Needs root for the lab; figures move with the machine's load.
 
+``--floor-under-load`` measures the floors where the agent works: while a copy
+of the scenario runs with the same flows on GCC and no agent (the lab's load
+without the agent's), the echo floor and the floor+forward (``bench/echo.py
+--weights``: decode, the served model's forward pass, encode) serve as many
+clients at the same rate, the server at the agent's real-time rung and each
+client's round trip at the flows' decision-wait rung (``labcore.priority``), as
+the agent and its flows run. That is the simplest program doing the agent's
+job under the lab's load: where it misses a target too, the machine does.
+
     sudo .venv/bin/python bench/agent_lab.py bench/scenarios/agent-8x50.yaml
-        [--out runs/agent-lab] [--floor-seconds 20] [--json out.json]
+        [--out runs/agent-lab] [--floor-seconds 20] [--floor-under-load]
+        [--json out.json]
     .venv/bin/python bench/agent_lab.py bench/scenarios/agent-8x50.yaml --results RUN_DIR
 """
 
@@ -20,9 +30,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +43,9 @@ sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
 import agent as agent_bench  # noqa: E402  (bench/agent.py)
+
+#: From ``netlab run`` to its flows running (lab built, receivers' head start).
+LOAD_LEAD_S = 12.0
 
 
 def policy_flows(scenario_path: Path) -> tuple[int, float]:
@@ -72,6 +87,65 @@ def floor(flows: int, rate: float, seconds: float) -> dict[str, Any]:
             [sys.executable, str(agent_bench.ECHO), "--server", sock], sock, clients, seconds,
             1.0)
     return agent_bench.summary(results, cpu, load, seconds - 1)
+
+
+def loaded_copy(scenario: Path) -> Path:
+    """Beside ``scenario`` (its relative paths hold): the same lab and flows with
+    every policy flow on GCC, no agent, long enough for both floors."""
+    import yaml
+
+    data = yaml.safe_load(scenario.read_text())
+    data["name"] = f"{data['name'][:10]}ld"
+    data.pop("agents", None)
+    data["duration"] = "75s"
+    for flow in data["flows"]:
+        if str(flow.get("estimator")) == "policy":
+            flow["estimator"] = "gcc"
+            flow.pop("decision_interval", None)
+    copy = scenario.with_name(f".{scenario.stem}-load.yaml")
+    copy.write_text(yaml.safe_dump(data, sort_keys=False))
+    return copy
+
+
+def floors_under_load(scenario: Path, flows: int, rate: float, seconds: float,
+                      out: Path) -> dict[str, Any]:
+    """Both floors while the GCC copy of ``scenario`` runs (see the module docstring)."""
+    from labcore.priority import AGENT, DECISION_WAIT
+
+    copy = loaded_copy(scenario)
+    out.mkdir(parents=True, exist_ok=True)
+    lab = subprocess.Popen([sys.executable, "-m", "netlab.cli.main", "run", "-q", "--no-plots",
+                            "--out", str(out), str(copy)])
+    found: dict[str, Any] = {}
+    try:
+        time.sleep(LOAD_LEAD_S)  # the lab built and its flows running
+        if lab.poll() is not None:
+            raise SystemExit(f"the loaded copy {copy} ended early (exit {lab.returncode})")
+        with tempfile.TemporaryDirectory(prefix="nltA-agent-load-") as tmp:
+            weights = Path(tmp) / "onl-layers.npz"
+            agent_bench.save_forward_layers(agent_bench.ONL, weights)
+            for side, extra in (("floor", []), ("floor+forward", ["--weights", str(weights)])):
+                sock = f"{tmp}/{side}.sock"
+                clients = [[sys.executable, str(agent_bench.ECHO), "--client-fifo",
+                            str(DECISION_WAIT.fifo), "--client", sock, str(rate), str(seconds),
+                            "1", str(i), f"{tmp}/{side}-{i}.json"] for i in range(flows)]
+                results, cpu, load = agent_bench.run_side(
+                    [sys.executable, str(agent_bench.ECHO), "--server", sock, "--fifo",
+                     str(AGENT.fifo), *extra], sock, clients, seconds, 1.0)
+                found[side] = agent_bench.summary(results, cpu, load, seconds - 1)
+                row = found[side]
+                print(f"{side} under the lab's load ({flows} x {rate:g} Hz): p50 {row['p50']} "
+                      f"p99 {row['p99']} p99.9 {row.get('p999')} µs, over 1 ms "
+                      f"{row['misses_over_1ms']} of {row['decisions']}; load "
+                      f"{row['loadavg_1min']}", flush=True)
+        if lab.poll() is not None:
+            raise SystemExit("the loaded copy ended before the floors did: lengthen it")
+    finally:
+        if lab.poll() is None:
+            lab.send_signal(signal.SIGINT)  # a foreground run's Ctrl-C: results, teardown
+        lab.wait(timeout=120)
+        copy.unlink(missing_ok=True)
+    return found
 
 
 def run_lab(scenario: Path, out: Path) -> Path:
@@ -139,16 +213,21 @@ def main() -> None:
                         help="a run directory to read instead of running the scenario")
     parser.add_argument("--floor-seconds", type=float, default=20.0)
     parser.add_argument("--no-floor", action="store_true")
+    parser.add_argument("--floor-under-load", action="store_true",
+                        help="also run both floors beside a GCC copy of the scenario")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     flows, rate = policy_flows(args.scenario)
+    loaded = floors_under_load(args.scenario, flows, rate, args.floor_seconds,
+                               args.out / "load") if args.floor_under_load else None
     base = None if args.no_floor else floor(flows, rate, args.floor_seconds)
     run_dir = args.results if args.results is not None else run_lab(args.scenario, args.out)
     results = json.loads((run_dir / "results.json").read_text())
     print(f"run {run_dir}", flush=True)
     shown = show(results, base, flows, rate)
     if args.json:
-        args.json.write_text(json.dumps({"run": str(run_dir), "agents": shown}, indent=1))
+        args.json.write_text(json.dumps({"run": str(run_dir), "agents": shown,
+                                         "floors_under_load": loaded}, indent=1))
 
 
 if __name__ == "__main__":
