@@ -8,6 +8,7 @@ from endpoints.agent_protocol import (
     HEADER_SIZE,
     MAX_FLOATS,
     MAX_FRAME,
+    SMALL_VECTOR,
     VERSION,
     ErrorCode,
     Frame,
@@ -20,6 +21,7 @@ from endpoints.agent_protocol import (
     observe,
 )
 
-__all__ = ["FLAG_DONE", "HEADER", "HEADER_SIZE", "MAX_FLOATS", "MAX_FRAME", "VERSION",
+__all__ = ["FLAG_DONE", "HEADER", "HEADER_SIZE", "MAX_FLOATS", "MAX_FRAME", "SMALL_VECTOR",
+           "VERSION",
            "ErrorCode", "Frame", "FrameError", "Kind", "decode", "encode", "error", "hello",
            "observe"]

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -218,10 +218,27 @@ class ActionTransform:
                 raise SpecError(f"action.values: {action_size} values, one per output")
         elif self.kind != "identity":
             raise SpecError(f"action.type: identity, linear, log or discrete, got {self.kind!r}")
+        #: one row of Python floats → actions, for a single deterministic decision
+        self.one: Callable[[list[float]], list[float]] | None = self._one()
 
     @property
     def out_size(self) -> int:
         return 1 if self.discrete else -1
+
+    def _one(self) -> Callable[[list[float]], list[float]] | None:
+        """``__call__`` for one row of Python floats (None for ``discrete``)."""
+        if self.kind == "log":
+            low, unit = math.log(self.low), self.unit
+            span = math.log(self.high) - low
+            return lambda row: [math.exp(min(max(v, 0.0), 1.0) * span + low) * unit
+                                for v in row]
+        if self.kind == "linear":
+            lows, highs = self.lows.tolist(), self.highs.tolist()
+            return lambda row: [lo + min(max(v, 0.0), 1.0) * (hi - lo)
+                                for v, lo, hi in zip(row, lows, highs, strict=True)]
+        if self.kind == "identity":
+            return list
+        return None
 
     def __call__(self, y: np.ndarray[Any, Any]) -> FloatArray:
         if self.kind == "log" and len(y) <= SMALL_ROWS:
@@ -323,7 +340,10 @@ class SpecPolicy(TorchPolicy):
             explore: bool, rewards: FloatArray | None = None) -> PolicyOutput:
         new_states: list[RecurrentState | None] = [None] * len(states)
         if self.numpy_forward is not None:  # small MLPs: numpy (policies.numpy_mlp)
-            out, value = self.numpy_forward(self.observe.numpy(observations))
+            x = self.observe.numpy(observations)
+            if len(x) == 1 and not explore and self.to_action.one is not None:
+                return self._act_one(x, new_states)
+            out, value = self.numpy_forward(x)
             return finish_actions(out, value, explore, self.std, self.to_action, new_states)
         with torch.inference_mode():
             obs_t = self.observe(observations)
@@ -337,6 +357,19 @@ class SpecPolicy(TorchPolicy):
             return finish_actions(out_t.numpy(),
                                   None if value_t is None else value_t.numpy(), explore,
                                   self.std, self.to_action, new_states)
+
+
+    def _act_one(self, x: FloatArray, states: list[RecurrentState | None]) -> PolicyOutput:
+        """One flow's deterministic decision (the agent's usual request) as
+        :func:`finish_actions` makes it, in Python floats past the forward pass:
+        three small arrays instead of a dozen numpy calls."""
+        assert self.numpy_forward is not None and self.to_action.one is not None
+        outs, value = self.numpy_forward.one(x)
+        log_prob = -len(outs) * (math.log(self.std) + _LOG_SQRT_2PI)  # the mean: z = 0
+        return PolicyOutput(np.array([self.to_action.one(outs)], dtype=np.float32),
+                            np.array([log_prob], dtype=np.float32),
+                            np.array([math.nan if value is None else value], dtype=np.float32),
+                            states)
 
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)

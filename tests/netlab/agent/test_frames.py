@@ -62,5 +62,11 @@ def test_malformed_frames_are_refused_with_their_reason() -> None:
     assert _refused(b"\0" * (frames.MAX_FRAME + 1)) is frames.ErrorCode.OVERSIZED
     nan = frames.observe(1, 1, 0, [float("nan")])
     assert _refused(nan) is frames.ErrorCode.MALFORMED
+    # past SMALL_VECTOR the check is numpy's, below it Python's: both refuse
+    wide = frames.observe(1, 1, 0, [0.0] * (frames.SMALL_VECTOR + 1) + [float("inf")])
+    assert _refused(wide) is frames.ErrorCode.MALFORMED
+    assert _refused(frames.observe(1, 1, 0, [1.0], float("nan"))) is frames.ErrorCode.MALFORMED
+    assert frames.decode(frames.encode(frames.Kind.ACTION, 1, 1, 0, [float("inf")])).kind \
+        is frames.Kind.ACTION  # only an observation must be finite
     with pytest.raises(frames.FrameError):
         frames.encode(frames.Kind.OBSERVE, 1, 1, 0, np.zeros(frames.MAX_FLOATS + 1))

@@ -52,3 +52,50 @@ def test_actor_and_critic_share_one_chain_where_they_can() -> None:
     assert NumpyActorCritic(tcp.actor, tcp.critic).fused is not None
     assert NumpyActorCritic(uneven.actor, uneven.critic).fused is None  # other depths
     assert NumpyActorCritic(no_critic.actor, no_critic.critic).fused is None
+
+
+def test_one_row_in_python_floats_matches_the_batched_pass() -> None:
+    """``one`` (the agent's single decision) gives what the array path gives, sigmoid
+    tails included (a large negative logit must not overflow ``math.exp``)."""
+    rng = np.random.default_rng(3)
+    for model in _models():
+        forward = NumpyActorCritic(model.actor, model.critic)
+        size = model.actor[0].in_features
+        for scale in (1.0, 1e3):
+            obs = (rng.normal(0, scale, (1, size))).astype(np.float32)
+            out, value = forward(obs)
+            outs, one_value = forward.one(obs)
+            np.testing.assert_allclose(outs, out[0], rtol=1e-6, atol=1e-7)
+            if value is None:
+                assert one_value is None
+            else:
+                assert one_value == pytest.approx(float(value[0, 0]), rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize("action", [{"type": "log", "low": 0.01, "high": 8.0, "unit": 1e6},
+                                    {"type": "linear", "low": [1.0], "high": [5.0]},
+                                    {"type": "identity"}])
+def test_a_single_deterministic_decision_is_the_batch_decision(action: dict[str, object]
+                                                               ) -> None:
+    """SpecPolicy's one-flow path (Python floats past the forward pass) answers as
+    the batch path does for the same row: actions, log-probability and value."""
+    from netlab.agent.policies.spec import make_checkpoint
+
+    torch.manual_seed(2)
+    model = MlpActorCritic(4, 1, {"actor": [32, 16], "critic": [32, 16],
+                                  "activation": "relu", "output": "sigmoid"})
+    policy = SpecPolicy(make_checkpoint(model, contract="t", obs_size=4, action_size=1,
+                                        model_spec={"type": "mlp", "actor": [32, 16],
+                                                    "critic": [32, 16], "activation": "relu",
+                                                    "output": "sigmoid"},
+                                        action=action))
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        obs = rng.normal(0, 3, (2, 4)).astype(np.float32)
+        batch = policy.act(obs, [None, None], explore=False)
+        one = policy.act(obs[:1], [None], explore=False)
+        for got, want in ((one.actions, batch.actions[:1]), (one.value, batch.value[:1]),
+                          (one.log_prob, batch.log_prob[:1])):
+            assert got.dtype == np.float32 and got.shape == want.shape
+            # a 1-row product and a 2-row one sum in other orders: float32 rounding
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
