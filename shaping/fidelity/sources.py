@@ -95,7 +95,13 @@ def kernel_direction(
         errors = bins.errors()
         entry.capacity_err_max = float(errors.max()) if errors.size else None
         asked_loss = float(np.mean(changes["loss"])) if len(changes) else 0.0
-        if asked_loss > 0 or int(samples["loss_drops"][-1]) > 0:
+        # netem holds the queue too (its limit is the asked queue plus the packets in
+        # flight), and its drop counter counts the queue's overflow with its random
+        # loss: with no loss asked, every netem drop is the queue's, not a loss.
+        if asked_loss == 0 and int(samples["loss_drops"][-1]) > 0:
+            entry.notes.append("no loss asked: netem's drops are its queue's overflow "
+                               "(tail drops), not judged as loss")
+        if asked_loss > 0:
             lost = int(samples["loss_drops"][-1] - samples["loss_drops"][0])
             sent = int(samples["packets"][-1] - samples["packets"][0])
             dropped = int(samples["drops"][-1] - samples["drops"][0])
@@ -105,7 +111,8 @@ def kernel_direction(
                                      .mean())
             entry.loss_seen = lost / arrived if arrived else None
             entry.loss_packets = arrived
-            entry.notes.append("kernel loss asked is time-weighted (no per-packet log)")
+            entry.notes.append("kernel loss asked is time-weighted (no per-packet log); "
+                               "seen includes the queue's overflow drops (netem counts both)")
     if delay_errors is not None:
         entry.delay_err_ms = percentiles_ms(np.abs(np.asarray(delay_errors)),
                                             ("p50", "p99", "p999", "max"))

@@ -26,7 +26,8 @@ START = 10 * S
 
 
 def _replay_log(tmp_path: Path, *, delivered_share: float, late_ns: int,
-                idle_from_s: float | None = None) -> Path:
+                idle_from_s: float | None = None, netem_drops_every: int = 0,
+                loss: float = 0.0) -> Path:
     """2 s of 10 ms steps alternating 4/12 Mbit/s; the link delivers ``delivered_share``
     of the asked bits; changes land ``late_ns`` late; the queue empties from ``idle_from_s``."""
     path = tmp_path / "replay.log"
@@ -35,11 +36,13 @@ def _replay_log(tmp_path: Path, *, delivered_share: float, late_ns: int,
     for k in range(200):
         t = START + k * 10 * MS
         rate = 4_000_000 if k % 2 == 0 else 12_000_000
-        log.change(t, t + late_ns // 2, t + late_ns, LinkShape(rate_bps=rate))
+        log.change(t, t + late_ns // 2, t + late_ns, LinkShape(rate_bps=rate, loss=loss))
         sample_t = t + 5 * MS
         backlog = 0 if idle_from_s is not None and k * 0.01 >= idle_from_s else 20
+        drops = k // netem_drops_every if netem_drops_every else 0
         log.sample(sample_t, 500_000, {"bytes": round(delivered), "packets": k,
-                                       "backlog_packets": backlog, "backlog_bytes": backlog * 1514})
+                                       "backlog_packets": backlog, "backlog_bytes": backlog * 1514,
+                                       "drops": drops, "loss_drops": drops})
         delivered += rate * 0.010 / 8 * delivered_share
     log.close()
     return path
@@ -67,6 +70,24 @@ def test_kernel_capacity_and_timing_from_a_replay_log(tmp_path: Path) -> None:
     assert entry.capacity_bins_total == 3 and entry.capacity_bins == 3
     assert entry.capacity_mape == pytest.approx(0.03, abs=0.002)
     assert entry.loss_asked is None and entry.delay_err_ms is None
+
+
+def test_netem_drops_are_the_queues_where_no_loss_was_asked(tmp_path: Path) -> None:
+    """netem's leaf is the droptail queue too, and counts its overflow with its random
+    loss: with no loss asked those drops are not a loss the link added (a VM run of a
+    sender that overloads its bottleneck was judged unfaithful for them); with loss
+    asked, loss is judged from them as before."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    overflow = read_replay_log(_replay_log(tmp_path / "a", delivered_share=1.0, late_ns=0,
+                                           netem_drops_every=10))
+    entry = kernel_direction("ab", "a_to_b", overflow)
+    assert entry.loss_asked is None and entry.loss_seen is None
+    assert any("overflow" in note for note in entry.notes)
+    lossy = read_replay_log(_replay_log(tmp_path / "b", delivered_share=1.0, late_ns=0,
+                                        netem_drops_every=10, loss=0.05))
+    entry = kernel_direction("ab", "a_to_b", lossy)
+    assert entry.loss_asked == pytest.approx(0.05) and entry.loss_seen is not None
 
 
 def test_bins_with_an_empty_queue_are_left_out(tmp_path: Path) -> None:
