@@ -54,7 +54,7 @@ import numpy.typing as npt
 
 from endpoints import agent_protocol as proto
 from labcore.jsonfile import write_json_atomic
-from labcore.priority import DecisionWait
+from labcore.priority import DecisionWait, freeze_start_up_heap
 
 _flow_ids = itertools.count(1)
 #: How long ``decide`` polls for its reply before sleeping in ``select`` (0: it
@@ -175,6 +175,9 @@ class AgentClient:
         self._wait_ns = 0
         self._spin_backoff = 0
         self._boost = DecisionWait(boost_wait)
+        # a flow makes its client when its set-up is done: from here on it decides
+        # within a deadline, which a full collection of its start-up heap would break
+        freeze_start_up_heap()
         self._connect(time.monotonic_ns())
 
     # ---- connection ------------------------------------------------------------------

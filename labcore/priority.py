@@ -26,6 +26,7 @@ endpoints                  (normal)    0
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 from dataclasses import dataclass
 
@@ -148,3 +149,17 @@ class DecisionWait:
     def lower(self) -> None:
         if self.active:
             os.sched_setscheduler(0, os.SCHED_OTHER, self._normal)
+
+
+def freeze_start_up_heap() -> None:
+    """Collect once, then leave every object alive now out of the cyclic collector.
+
+    A full (generation-2) collection walks every tracked object: about 180 000 in
+    the agent once torch and a checkpoint are loaded (tens of ms here), about 23 000
+    in an RTC receiver (about 3 ms). Landing inside a decision, either is a miss.
+    Frozen, the start-up objects are skipped, and such a collection walks only
+    what was made since (``gc.freeze``, Python 3.7+). Call it once set-up is
+    done, just before the timed loop.
+    """
+    gc.collect()
+    gc.freeze()

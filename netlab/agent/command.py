@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from labcore import units
 from labcore.errors import LabError
 from labcore.jsonfile import write_json_atomic
-from labcore.priority import AGENT, raise_priority
+from labcore.priority import AGENT, freeze_start_up_heap, raise_priority
 from netlab.agent.polling import DEFAULT_POLL_BUDGET, MAX_POLL_BUDGET
 from netlab.agent.schedule import DEFAULT_WARM_INTERVAL_S, WARM_MODES
 from netlab.errors import NetlabError
@@ -126,6 +126,7 @@ def run_agent(args: argparse.Namespace) -> int:
     print(f"agent: scheduling {held.policy}", file=sys.stderr, flush=True)
     print(f"agent: serving {policy.info.contract} ({policy.info.format}, {source}) on "
           f"{args.socket} ({device['used']})", file=sys.stderr, flush=True)
+    freeze_start_up_heap()
     try:
         agent.serve()
     finally:

@@ -93,3 +93,31 @@ def test_a_decision_wait_climbs_where_the_process_may_and_comes_back_down() -> N
     if subprocess.run(["prlimit", f"--rtprio={rung}", "true"]).returncode == 0:
         allowed = _wait_probe("prlimit", f"--rtprio={rung}", *without_nice)
         assert allowed == {"active": True, "raised": [fifo, rung], "lowered": [other, 0]}
+
+
+FREEZE_PROBE = """
+import gc, json, weakref
+from labcore.priority import freeze_start_up_heap
+before = len(gc.get_objects())
+freeze_start_up_heap()
+frozen = gc.get_freeze_count()
+class Node:
+    pass
+a, b = Node(), Node()
+a.other, b.other = b, a  # a cycle made after set-up
+alive = weakref.ref(a)
+del a, b
+collected = gc.collect()
+print(json.dumps({"before": before, "frozen": frozen, "tracked": len(gc.get_objects()),
+                  "cycle_freed": alive() is None and collected >= 2}))
+"""
+
+
+def test_the_start_up_heap_leaves_full_collections_and_later_garbage_does_not() -> None:
+    out = subprocess.run([sys.executable, "-c", FREEZE_PROBE], cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                         text=True, timeout=30, check=True)
+    got = json.loads(out.stdout)
+    assert got["frozen"] >= 0.9 * got["before"]  # what set-up made is no longer walked
+    assert got["tracked"] < 0.1 * got["frozen"]
+    assert got["cycle_freed"]  # garbage made afterwards is still collected
