@@ -146,7 +146,8 @@ class AgentSet:
             "agent_exited_early": agent.exited_early,
             "server": {k: server.get(k) for k in ("decisions", "batches", "max_batch",
                                                   "server_misses", "errors", "warmups",
-                                                  "reloads", "latency_us", "breakdown_us")}
+                                                  "reloads", "latency_us", "breakdown_us",
+                                                  "gc_collections")}
             if server else None,
             "flows": [{"flow": c["flow_dir"], "decisions": c.get("decisions"),
                        "misses": c.get("misses"), "fallback_s": c.get("fallback_s"),

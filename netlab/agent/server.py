@@ -14,6 +14,7 @@ decision into sent → read (``breakdown_us.to_agent``) and read → replied
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,6 +126,9 @@ class Agent:
                 **self.stats.snapshot(),
                 "connections_open": len(self.transport.connections), "flows_active": flows,
                 "polling": polling,
+                # full collections (the last) stall every flow: after the start-up
+                # heap is frozen they walk only what serving made since
+                "gc_collections": [generation["collections"] for generation in gc.get_stats()],
                 "transitions": {"buffered": len(self.transitions),
                                 "recorded": self.transitions.recorded,
                                 "dropped": self.transitions.dropped}}

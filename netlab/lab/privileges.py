@@ -11,8 +11,8 @@ ambient capability for a TCP sender whose congestion control is outside
 widens), the right to raise a thread to the real-time rung of a decision wait
 (:data:`labcore.priority.DECISION_WAIT`) for a flow that talks to a policy agent
 (``RLIMIT_RTPRIO``, or CAP_SYS_NICE where root may not raise that limit), and
-nothing else; the bounding set is emptied and
-no_new_privs set, so a setuid program cannot take root back.
+nothing else; the bounding set is emptied and no_new_privs set, so a setuid
+program cannot take root back.
 
 A dedicated user, not ``nobody``: every daemon running as ``nobody`` may signal
 or ptrace every other one, so a plugin running as ``nobody`` could reach them

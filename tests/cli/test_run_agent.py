@@ -26,6 +26,7 @@ def test_policy_and_gcc_calls_side_by_side(tmp_path: Path) -> None:
     assert 0 <= agent["misses"] <= agent["decisions"]
     assert agent["fallback_s"] >= 0
     assert agent["latency_us"]["p50"] > 0
+    assert len(agent["server"]["gc_collections"]) == 3  # per generation, the last full
 
 
 def test_decision_interval_sets_how_often_a_policy_flow_asks(tmp_path: Path) -> None:
