@@ -88,8 +88,11 @@ def _run(netns: str, tmp_path: Path, agent: tuple[subprocess.Popen[bytes], Path]
         try:
             time.sleep(STOPPED_S)
         finally:
+            # read before the signal: the agent (and the flow's decision wait) run at
+            # real-time rungs, so once continued they may answer before this thread
+            # reads the clock again; no reply can come before the signal itself
+            continued_ns = time.monotonic_ns()
             os.kill(proc.pid, signal.SIGCONT)
-        continued_ns = time.monotonic_ns()
         _out, err = sender.communicate(timeout=30)
         assert sender.returncode == 0, err
     finally:
