@@ -41,9 +41,10 @@ def _blame(episode: dict[str, Any]) -> str:
         return episode.get("error") or "no results"
     fidelity = json.loads((Path(run_dir) / "results.json").read_text())["fidelity"]
     causes = (fidelity.get("machine") or {}).get("causes") or []
-    verdicts = [v for v in fidelity.get("verdicts", []) if "not faithful" in str(v).lower()]
-    head = "; ".join(str(v) for v in verdicts[:1]) or "unfaithful"
-    return head[:160] + (f" | machine: {'; '.join(causes)[:160]}" if causes else "")
+    # the first verdict counts the problems, the ones after it name them
+    problems = [str(v) for v in fidelity.get("verdicts", [])[1:]]
+    head = "; ".join(problems) or "unfaithful"
+    return head[:400] + (f" | machine: {'; '.join(causes)[:160]}" if causes else "")
 
 
 def run_k(k: int, rounds: int, episodes: int, duration_s: float, work: Path) -> dict[str, Any]:
