@@ -98,6 +98,14 @@ SMALL_VECTOR: Final = 64
 _VECTOR_STRUCTS: dict[int, struct.Struct] = {}
 
 
+def _vector_struct(count: int) -> struct.Struct:
+    """The (cached) ``struct`` of ``count`` little-endian float32s."""
+    packer = _VECTOR_STRUCTS.get(count)
+    if packer is None:
+        packer = _VECTOR_STRUCTS[count] = struct.Struct(f"<{count}f")
+    return packer
+
+
 def _floats(vector: npt.ArrayLike) -> tuple[int, bytes]:
     """(count, little-endian float32 bytes) of a vector, flattened."""
     values: Any = None
@@ -108,11 +116,8 @@ def _floats(vector: npt.ArrayLike) -> tuple[int, bytes]:
         values = vector
     if values is not None:
         count = len(values)
-        packer = _VECTOR_STRUCTS.get(count)
-        if packer is None:
-            packer = _VECTOR_STRUCTS[count] = struct.Struct(f"<{count}f")
         try:
-            return count, packer.pack(*values)
+            return count, _vector_struct(count).pack(*values)
         except (struct.error, OverflowError, TypeError):
             pass  # nested, non-numeric or beyond float32: numpy's rules (inf, errors)
     floats = np.ascontiguousarray(vector, dtype="<f4").ravel()
@@ -165,21 +170,17 @@ def decode(data: bytes | bytearray | memoryview) -> Frame:
         text = rest.decode("utf-8")
     except UnicodeDecodeError:
         raise FrameError("text is not UTF-8", ErrorCode.MALFORMED) from None
-    if count <= SMALL_VECTOR:  # one numpy call, not five (see SMALL_VECTOR)
-        unpacker = _VECTOR_STRUCTS.get(count)
-        if unpacker is None:
-            unpacker = _VECTOR_STRUCTS[count] = struct.Struct(f"<{count}f")
-        values = unpacker.unpack_from(data, HEADER_SIZE)
-        if frame_kind is Kind.OBSERVE and not (all(map(math.isfinite, values))
-                                               and math.isfinite(value)):
-            raise FrameError("observation or reward is not finite", ErrorCode.MALFORMED)
+    small = count <= SMALL_VECTOR  # one numpy call, not five (see SMALL_VECTOR)
+    if small:
+        values = _vector_struct(count).unpack_from(data, HEADER_SIZE)
         vector = np.array(values, dtype=np.float32)
     else:
         vector = np.frombuffer(data, dtype="<f4", count=count,
                                offset=HEADER_SIZE).astype(np.float32)
-        if frame_kind is Kind.OBSERVE and not (np.isfinite(vector).all()
-                                               and math.isfinite(value)):
-            raise FrameError("observation or reward is not finite", ErrorCode.MALFORMED)
+    if frame_kind is Kind.OBSERVE and not (
+            math.isfinite(value)
+            and (all(map(math.isfinite, values)) if small else np.isfinite(vector).all())):
+        raise FrameError("observation or reward is not finite", ErrorCode.MALFORMED)
     return Frame(frame_kind, flow, seq, t_ns, vector, float(value), flags, text)
 
 

@@ -123,8 +123,8 @@ class DecisionWait:
     in or the deadline passed) and back to normal scheduling with its nice value.
 
     Two ``sched_setscheduler`` calls a decision (about 1 µs each); allowed to an
-    unprivileged flow by an ``RLIMIT_RTPRIO`` of at least the rung's priority (the
-    lab sets it for processes that talk to an agent).  Where it is refused the
+    unprivileged flow by an ``RLIMIT_RTPRIO`` of at least the rung's priority or by
+    CAP_SYS_NICE (the lab grants one to processes that talk to an agent).  Where it is refused the
     first time, it is off for good: ``active`` says which held."""
 
     def __init__(self, enabled: bool = True) -> None:

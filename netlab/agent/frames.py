@@ -22,6 +22,5 @@ from endpoints.agent_protocol import (
 )
 
 __all__ = ["FLAG_DONE", "HEADER", "HEADER_SIZE", "MAX_FLOATS", "MAX_FRAME", "SMALL_VECTOR",
-           "VERSION",
-           "ErrorCode", "Frame", "FrameError", "Kind", "decode", "encode", "error", "hello",
-           "observe"]
+           "VERSION", "ErrorCode", "Frame", "FrameError", "Kind", "decode", "encode", "error",
+           "hello", "observe"]

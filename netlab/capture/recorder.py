@@ -26,6 +26,7 @@ from typing import Any
 import psutil
 
 from labcore.jsonfile import write_json_atomic
+from labcore.processes import wait_ended
 from netlab.capture.mirror import add_mirror, remove_mirror
 from netlab.capture.points import (
     CAPTURE_FILTER,
@@ -140,13 +141,6 @@ def _open_to_all(directory: Path) -> None:
         path.chmod(0o644)  # dumpcap writes 0600; the user who ran sudo opens them too
 
 
-def _ended(proc: psutil.Process) -> bool:
-    try:
-        return proc.status() == psutil.STATUS_ZOMBIE  # another process's child, not reaped yet
-    except psutil.Error:
-        return True
-
-
 def stop_recorded(run_dir: Path) -> bool:
     """Stop a run's captures from its manifest alone: for a process other
     than the one that started them (``netlab down`` of a detached lab).
@@ -178,12 +172,8 @@ def stop_recorded(run_dir: Path) -> bool:
             proc.terminate()
         except psutil.Error:
             continue
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while not all(_ended(p) for p in procs) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for proc in procs:
-        if not _ended(proc):
-            proc.kill()
+    for proc in wait_ended(procs, STOP_TIMEOUT_S):
+        proc.kill()
     directory = run_dir / CAPTURE_DIR
     for point in data["points"]:
         if point.get("mirror_of"):

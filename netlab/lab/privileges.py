@@ -51,7 +51,6 @@ USER_RECORD = Path("/var/lib/netlab/system-user.json")
 ALLOWED_CC = Path("/proc/sys/net/ipv4/tcp_allowed_congestion_control")
 #: linux/capability.h; only the capabilities a child may be granted are named.
 CAPABILITIES = {"net_admin": 12, "sys_nice": 23}
-_CAP_SYS_RESOURCE = 24  # linux/capability.h: raises a hard resource limit
 #: The packages' root, put on children's PYTHONPATH: children start with ``-P``
 #: (no cwd on sys.path), so an uninstalled checkout must be named explicitly.
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -106,13 +105,11 @@ ROOT = RunAs("root", 0, 0)
 def _may_grant_rtprio(priority: int) -> bool:
     """Whether a child can be given ``RLIMIT_RTPRIO`` ``priority``: within the hard
     limit, or with CAP_SYS_RESOURCE to raise it."""
+    from netlab.preflight.capabilities import CAP_SYS_RESOURCE, has_capability
+
     hard = resource.getrlimit(resource.RLIMIT_RTPRIO)[1]
-    if hard == resource.RLIM_INFINITY or hard >= priority:
-        return True
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("CapEff:"):
-            return bool(int(line.split()[1], 16) >> _CAP_SYS_RESOURCE & 1)
-    return False
+    return hard == resource.RLIM_INFINITY or hard >= priority or \
+        has_capability(CAP_SYS_RESOURCE)
 
 
 def _from_passwd(entry: pwd.struct_passwd, gid: int | None = None) -> RunAs:

@@ -35,6 +35,7 @@ from typing import Any
 
 import psutil
 
+from labcore.processes import wait_ended
 from netlab.agent.transitions import from_npy, to_npy
 from netlab.errors import NetlabError
 from netlab.learning.labs import EpisodeResult, EpisodeSpec, LabPool, Tick
@@ -313,25 +314,9 @@ class RayLabPool:
         self._assets = {}
         # Ray ends killed actors' processes asynchronously; a runner still dying
         # owns its labs, which the reaping below would leave alone.
-        _wait_ended(self.local_processes, RUNNER_EXIT_TIMEOUT_S)
+        wait_ended(self.local_processes, RUNNER_EXIT_TIMEOUT_S)
         self.local_processes = []
         reap_orphaned_labs(self.lab_prefix)
-
-
-def _wait_ended(processes: list[psutil.Process], timeout_s: float) -> None:
-    """Until each process has exited or is a zombie (a killed node's workers are
-    reparented to an init that may never reap them), at most ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        alive = []
-        for proc in processes:
-            with contextlib.suppress(psutil.Error):
-                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                    alive.append(proc)
-        if not alive:
-            return
-        processes = alive
-        time.sleep(0.05)
 
 
 def reap_orphaned_labs(prefix: str) -> list[str]:

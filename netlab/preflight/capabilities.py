@@ -59,6 +59,7 @@ _QDISC_PARAMS: Mapping[str, Mapping[str, object]] = {
 # linux/capability.h
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21
+CAP_SYS_RESOURCE = 24  # raises a hard resource limit (RLIMIT_RTPRIO's)
 
 # linux/if_tun.h; _IOW('T', 202, int) on every architecture pyroute2 knows but ppc/mips.
 TUNSETIFF = 0x400454CA

@@ -358,22 +358,25 @@ class SpecPolicy(TorchPolicy):
                                   None if value_t is None else value_t.numpy(), explore,
                                   self.std, self.to_action, new_states)
 
-
     def _act_one(self, x: FloatArray, states: list[RecurrentState | None]) -> PolicyOutput:
         """One flow's deterministic decision (the agent's usual request) as
         :func:`finish_actions` makes it, in Python floats past the forward pass:
         three small arrays instead of a dozen numpy calls."""
         assert self.numpy_forward is not None and self.to_action.one is not None
         outs, value = self.numpy_forward.one(x)
-        log_prob = -len(outs) * (math.log(self.std) + _LOG_SQRT_2PI)  # the mean: z = 0
         return PolicyOutput(np.array([self.to_action.one(outs)], dtype=np.float32),
-                            np.array([log_prob], dtype=np.float32),
+                            np.array([_mean_log_prob(len(outs), self.std)], dtype=np.float32),
                             np.array([math.nan if value is None else value], dtype=np.float32),
                             states)
 
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 _rng = np.random.default_rng()
+
+
+def _mean_log_prob(size: int, std: float) -> float:
+    """log N(mean; mean, diag(std²)) over ``size`` actions: z = 0 in every one."""
+    return -size * (math.log(std) + _LOG_SQRT_2PI)
 
 
 def finish_actions(out: np.ndarray[Any, Any], value: np.ndarray[Any, Any] | None,
@@ -400,7 +403,7 @@ def finish_actions(out: np.ndarray[Any, Any], value: np.ndarray[Any, Any] | None
         log_prob = (-0.5 * z * z - math.log(std) - _LOG_SQRT_2PI).sum(axis=1)
     else:  # the mean: z = 0, the same log-probability for every row
         raw = out
-        log_prob = np.full(out.shape[0], -out.shape[1] * (math.log(std) + _LOG_SQRT_2PI))
+        log_prob = np.full(out.shape[0], _mean_log_prob(out.shape[1], std))
     values = (np.asarray(value, dtype=np.float32).reshape(-1) if value is not None
               else np.full(out.shape[0], np.nan, dtype=np.float32))
     return PolicyOutput(to_action(raw), log_prob.astype(np.float32), values, states)

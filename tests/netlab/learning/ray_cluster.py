@@ -27,6 +27,8 @@ from pathlib import Path
 
 import psutil
 
+from labcore.processes import wait_ended
+
 RAY = str(Path(sys.executable).with_name("ray"))
 HEAD_RESOURCE, WORKER_RESOURCE = "netlab_head", "netlab_lab"
 START_TIMEOUT_S = 90.0
@@ -105,11 +107,11 @@ class Cluster:
         for proc in procs:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.send_signal(signal.SIGTERM)
-        alive = _wait_ended(procs, 5)
+        alive = wait_ended(procs, 5)
         for proc in alive:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-        _wait_ended(alive, 10)
+        wait_ended(alive, 10)
         for root in (self.head, self.worker):
             if root is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
@@ -120,23 +122,6 @@ class Cluster:
             for log in ("head", "worker"):
                 self.temp_dir.with_name(f"{self.temp_dir.name}.{log}.out").unlink(missing_ok=True)
         return left
-
-
-def _wait_ended(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
-    """Those of ``procs`` still running after at most ``timeout_s`` (a zombie has
-    ended: orphans reparented to an init that does not reap stay zombies, and
-    ``psutil.wait_procs`` would wait the whole timeout for them)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        alive = []
-        for proc in procs:
-            with contextlib.suppress(psutil.Error):
-                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                    alive.append(proc)
-        if not alive or time.monotonic() >= deadline:
-            return alive
-        procs = alive
-        time.sleep(0.05)
 
 
 def start_cluster(worker_labs: int = 2) -> Cluster:
