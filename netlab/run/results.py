@@ -64,16 +64,22 @@ def scenario_as_json(scenario: Scenario) -> dict[str, Any]:
 def new_run_dir(base: Path, lab: str) -> Path:
     """A fresh ``<lab>-<stamp>`` folder under ``base``, as an absolute path:
     children run in their own working directories, so a relative run
-    directory would land inside theirs."""
+    directory would land inside theirs. Two processes starting in the same
+    second (two ``up``s of one scenario) each get their own: ``mkdir`` decides,
+    not a look beforehand."""
     base = base.resolve()
+    base.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = base / f"{lab}-{stamp}"
     suffix = 1
-    while path.exists():
-        suffix += 1
-        path = base / f"{lab}-{stamp}-{suffix}"
-    path.mkdir(parents=True)
-    return path
+    while True:
+        try:
+            path.mkdir()
+        except FileExistsError:
+            suffix += 1
+            path = base / f"{lab}-{stamp}-{suffix}"
+            continue
+        return path
 
 
 def build_results(scenario: Scenario, backend: str, flows: list[FlowResult],
