@@ -39,6 +39,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sim",
     "pretrain",
     "gap",
+    "headline",
     "plugin",
 )
 

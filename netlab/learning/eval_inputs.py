@@ -5,7 +5,7 @@ name order). Each file is one of three things, told apart by its keys:
 
 * a scenario (``hosts``, ``links``, ``flows``): run as written, with the
   controller under test on its RTC flows (:mod:`netlab.learning.scenario_file`);
-* a scenario set (``envs``, ``traces``, ``space`` or ``count``): its
+* a scenario set (``envs``, ``traces``, ``windows``, ``space`` or ``count``): its
   environments (:mod:`netlab.learning.scenario_set`);
 * a finetune config (``start``, ``train``, ``held_out``): the set ``--set``
   names in it.
@@ -29,11 +29,11 @@ from netlab.learning.scenario_set import load_set
 from netlab.scenario.loader import load_yaml_file
 
 SCENARIO_KEYS = frozenset({"hosts", "links", "flows"})
-SET_MARKERS = frozenset({"envs", "traces", "space", "count"})
-SET_KEYS = SET_MARKERS | {"seed", "duration_s", "delay_ms", "queue_pkt", "loss_pct"}
+SET_MARKERS = frozenset({"envs", "traces", "space", "count", "windows"})
+SET_KEYS = SET_MARKERS | {"seed", "duration_s", "delay_ms", "queue_pkt", "loss_pct", "shapes"}
 FINETUNE_KEYS = frozenset({"start", "train", "held_out"})
 YAML_SUFFIXES = (".yaml", ".yml")
-FORMATS = ("a scenario has hosts, links and flows; a scenario set has envs, traces or space "
+FORMATS = ("a scenario has hosts, links and flows; a scenario set has envs, traces, windows or space "
            "(docs/finetune.md, 'Scenario sets'); a finetune config has train and held_out")
 
 

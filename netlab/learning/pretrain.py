@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import fnmatch
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ PRETRAIN_PPO = PPOConfig(lr=1e-3, gamma=0.9, gae_lambda=0.95, epochs=8, minibatc
 class PretrainConfig:
     traces: tuple[str, ...] = DEFAULT_TRACES
     minutes: float = 3.0
+    updates: int | None = None  # a sample budget (PPO updates of batch_steps) instead of minutes
     seed: int = 0
     step_s: float = LAB_POLL_S
     episode_s: float = 30.0
@@ -146,13 +147,26 @@ def evaluate(controllers: dict[str, Controller], traces: Sequence[Trace],
     return out
 
 
+def _metadata(config: PretrainConfig, sim_config: SimConfig, traces: Sequence[Trace]
+              ) -> dict[str, Any]:
+    return {"origin": f"netlab pretrain (PPO in the simulator, seed {config.seed})",
+            "reward": config.reward,
+            "step_ms": round(config.step_s * 1000), "window_ms": sim_config.window_ms,
+            "traces": [t.name for t in traces],
+            "pretrain": {k: v for k, v in asdict(config).items() if k != "ppo"}}
+
+
 def pretrain(config: PretrainConfig, out: Path, *,
              baselines: dict[str, Controller] | None = None,
              report: Callable[[dict[str, float]], None] | None = None,
-             link: LinkShape | None = None) -> PretrainResult:
-    """Train for ``config.minutes`` of wall-clock time and write ``out`` (+ ``.csv``);
-    ``link`` is the bottleneck's base shape under every trace (default: none)."""
-    traces = select_traces(config.traces)
+             link: LinkShape | None = None, traces: Sequence[Trace] | None = None,
+             snapshots: Mapping[int, Path] | None = None) -> PretrainResult:
+    """Train for ``config.minutes`` of wall-clock time (or ``config.updates`` updates)
+    and write ``out`` (+ ``.csv``); ``link`` is the bottleneck's base shape under
+    every trace (default: none); ``traces`` replaces ``config.traces`` (e.g. the
+    windows of a scenario set); ``snapshots`` also saves the policy after those
+    update counts (a sample-matched arm cut from a longer run)."""
+    traces = list(traces) if traces is not None else select_traces(config.traces)
     started = time.monotonic()
     rng = np.random.default_rng(config.seed)
     ppo = replace(config.ppo, seed=config.seed)
@@ -169,7 +183,8 @@ def pretrain(config: PretrainConfig, out: Path, *,
     with curves_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(CURVE_COLUMNS)
-        while time.monotonic() - started < budget or learner.updates == 0:
+        while (learner.updates < config.updates if config.updates is not None
+               else time.monotonic() - started < budget or learner.updates == 0):
             rollout, episode_rewards, sim_s = collect(learner, env, traces, config.batch_steps,
                                                       rng)
             stats = learner.update(rollout)
@@ -183,15 +198,16 @@ def pretrain(config: PretrainConfig, out: Path, *,
             handle.flush()
             if report is not None:
                 report(row)
+            if snapshots and learner.updates in snapshots:
+                learner.save(snapshots[learner.updates],
+                             {**_metadata(config, sim_config, traces), "training": {
+                                 "updates": learner.updates, "steps": total_steps,
+                                 "episodes": episodes}}, resumable=False)
     wall = time.monotonic() - started
     eval_config = replace(sim_config, record=True)
     controllers: dict[str, Controller] = {"trained": learner.policy(), **(baselines or {})}
     evaluation = evaluate(controllers, traces, eval_config, config.seed)
-    metadata = {"origin": f"netlab pretrain (PPO in the simulator, seed {config.seed})",
-                "reward": config.reward,
-                "step_ms": round(config.step_s * 1000), "window_ms": sim_config.window_ms,
-                "traces": [t.name for t in traces],
-                "pretrain": {k: v for k, v in asdict(config).items() if k != "ppo"},
+    metadata = {**_metadata(config, sim_config, traces),
                 "training": {"updates": learner.updates, "steps": total_steps,
                              "episodes": episodes, "sim_s": round(total_sim, 1),
                              "wall_s": round(wall, 1)},

@@ -15,6 +15,7 @@ receiver's agent) or the rule-based baseline.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import math
 import random
@@ -59,11 +60,14 @@ class EnvConfig:
     duration_s: float = 20.0
     seed: int = 0
     trace: str | None = None
+    #: where the call starts in ``trace``: a window of ``duration_s`` from here
+    trace_start_s: float = 0.0
 
     @property
     def label(self) -> str:
         if self.trace is not None:
-            return f"{Path(self.trace).name}/d{self.delay_ms:g}/q{round(self.queue_pkt)}"
+            at = f"@{self.trace_start_s:g}s" if self.trace_start_s else ""
+            return f"{Path(self.trace).name}{at}/d{self.delay_ms:g}/q{round(self.queue_pkt)}"
         return (f"bw{self.max_bw_mbps / self.bw_ratio:.2g}-{self.max_bw_mbps:.2g}M/"
                 f"T{self.change_interval_s:.2g}/d{self.delay_ms:.3g}/q{round(self.queue_pkt)}/"
                 f"l{self.loss_pct:.2g}/s{self.seed}")
@@ -149,10 +153,62 @@ def trace_set(patterns: Sequence[str], base_dir: Path, *, delay_ms: float, queue
             for i, p in enumerate(found)]
 
 
+def window_set(names: Sequence[str], *, duration_s: float, every_s: float,
+               shapes: Sequence[Mapping[str, Any]], where: str) -> list[EnvConfig]:
+    """Calls cut from long recordings: for every corpus trace matching ``names``
+    (fnmatch patterns), a ``duration_s`` window starting every ``every_s`` while it
+    fits, under each link shape (``delay_ms``, ``queue_pkt``, ``loss_pct``). A
+    trace that carries its own delay (OpenNetLab's rtt) keeps it: the shape's
+    delay applies to traces without one, and feedback gets the same."""
+    from shaping.traces.corpus import list_traces
+
+    corpus = [entry.name for entry in list_traces()]
+    chosen: list[str] = []
+    for pattern in names:
+        hits = [n for n in corpus if fnmatch.fnmatchcase(n, pattern)]
+        if not hits:
+            raise NetlabError(f"no bundled trace matches {pattern!r}", where=f"{where}.traces",
+                              fix="use names or patterns from `netlab traces list`")
+        chosen += [h for h in hits if h not in chosen]
+    if duration_s <= 0 or every_s <= 0:
+        raise NetlabError("duration_s and every_s must be > 0", where=where,
+                          fix="give e.g. duration_s: 30 and every_s: 30")
+    envs: list[EnvConfig] = []
+    for name in chosen:
+        trace = load_trace(name)
+        own_delay_ms = (None if trace.delays_s is None
+                        else 1e3 * sum(trace.delays_s) / len(trace.delays_s))
+        start = 0.0
+        while start + duration_s <= trace.period_s + 1e-9:
+            for i, shape in enumerate(shapes):
+                unknown = sorted(set(shape) - {"delay_ms", "queue_pkt", "loss_pct"})
+                if unknown:
+                    raise NetlabError(f"unknown shape keys {unknown}", where=f"{where}.shapes[{i}]",
+                                      fix="use delay_ms, queue_pkt and loss_pct")
+                delay = own_delay_ms if own_delay_ms is not None else float(
+                    shape.get("delay_ms", 20))
+                envs.append(EnvConfig(delay_ms=round(delay, 3),
+                                      queue_pkt=float(shape.get("queue_pkt", 50)),
+                                      loss_pct=float(shape.get("loss_pct", 0)),
+                                      duration_s=duration_s, seed=len(envs), trace=name,
+                                      trace_start_s=start))
+            start += every_s
+    return envs
+
+
 def load_set(data: Mapping[str, Any], base_dir: Path, where: str) -> list[EnvConfig]:
     """A set from a config mapping: ``{space, count, seed, duration}``,
-    ``{traces: [globs], delay, queue, loss, duration}`` or ``{envs: [...]}``."""
+    ``{traces: [globs], delay, queue, loss, duration}``, ``{windows: {traces,
+    every_s}, shapes, duration}`` or ``{envs: [...]}``."""
     duration = float(data.get("duration_s", 20.0))
+    if "windows" in data:
+        windows = data["windows"]
+        if not isinstance(windows, Mapping) or not isinstance(windows.get("traces"), list):
+            raise NetlabError("windows needs a list of trace names", where=f"{where}.windows",
+                              fix="write windows: {traces: [cellular/*-lte-short.*], every_s: 30}")
+        return window_set(list(windows["traces"]), duration_s=duration,
+                          every_s=float(windows.get("every_s", duration)),
+                          shapes=list(data.get("shapes") or [{}]), where=f"{where}.windows")
     if "envs" in data:
         return [EnvConfig.from_dict(e, f"{where}.envs[{i}]") for i, e in enumerate(data["envs"])]
     if "traces" in data:
@@ -167,7 +223,8 @@ def env_trace(env: EnvConfig) -> Trace:
     """The bottleneck's trace: the file, or Genet's generator at the config's seed
     (deterministic, so a learner can recompute what a lab replayed)."""
     if env.trace is not None:
-        return load_trace(env.trace)
+        trace = load_trace(env.trace)
+        return trace.window(env.trace_start_s, env.duration_s) if env.trace_start_s else trace
     max_bps = env.max_bw_mbps * 1e6
     params = GenetParams(min_bw_bps=max_bps / max(1.0, env.bw_ratio), max_bw_bps=max_bps,
                          duration_s=env.duration_s, change_interval_s=env.change_interval_s,
@@ -195,7 +252,13 @@ def write_scenario(env: EnvConfig, directory: Path, *, lab: str, estimator: str,
     a baseline estimator name such as ``gcc``. The media direction carries
     the trace, the delay, the queue and the loss; feedback gets the delay."""
     directory.mkdir(parents=True, exist_ok=True)
-    if env.trace is not None:
+    if env.trace is not None and env.trace_start_s:
+        window = env_trace(env)
+        trace_fmt = "mahimahi" if window.opportunities_ms is not None else "opennetlab"
+        trace_file = directory / f"trace-window.{'trace' if trace_fmt == 'mahimahi' else 'json'}"
+        write_trace(window, trace_file, trace_fmt)
+        trace_path = trace_file.name
+    elif env.trace is not None:
         trace_path = env.trace
     else:
         trace_file = directory / "trace.csv"

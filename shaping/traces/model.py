@@ -299,6 +299,49 @@ class Trace:
             opportunities_ms=None,
         )
 
+    def window(self, start_s: float, duration_s: float) -> Trace:
+        """The stretch ``[start_s, start_s + duration_s)`` as a trace of its own.
+
+        Test and training sets cut several calls from one long recording
+        (Mahimahi's LTE traces are 140 s; a call is 30 s). Segments are cut at
+        the window's edges. A Mahimahi trace keeps its own opportunities in
+        ``(start, end]`` ms, shifted; its period is then the last of them
+        (Mahimahi's rule), at most a few ms short of ``duration_s``. Otherwise
+        the window has the trace's loop rule and one period of ``duration_s``.
+        """
+        end_s = start_s + duration_s
+        if not (math.isfinite(start_s) and start_s >= 0 and duration_s > 0):
+            raise ValueError("a window needs start_s >= 0 and duration_s > 0")
+        if end_s > self.period_s + 1e-9:
+            raise ValueError(f"window {start_s:g}-{end_s:g} s runs past the trace's "
+                             f"{self.period_s:g} s")
+        name = f"{self.name}@{start_s:g}s" if self.name else ""
+        if self.opportunities_ms is not None:
+            start_ms, end_ms = round(start_s * 1000), round(end_s * 1000)
+            stamps = [t - start_ms for t in self.opportunities_ms if start_ms < t <= end_ms]
+            if not stamps:
+                raise ValueError(f"window {start_s:g}-{end_s:g} s has no delivery opportunity")
+            return Trace.from_opportunities(stamps, name=name,
+                                            source_format=self.source_format)
+        first = self._index_at(start_s)
+        indices = [first] + [i for i in range(first + 1, len(self.times_s))
+                             if self.times_s[i] < end_s]
+
+        def pick(values: tuple[float, ...] | None) -> tuple[float, ...] | None:
+            return None if values is None else tuple(values[i] for i in indices)
+
+        return replace(
+            self,
+            times_s=(0.0, *(self.times_s[i] - start_s for i in indices[1:])),
+            rates_bps=tuple(self.rates_bps[i] for i in indices),
+            period_s=duration_s,
+            delays_s=pick(self.delays_s),
+            losses=pick(self.losses),
+            jitters_s=pick(self.jitters_s),
+            opportunities_ms=None,
+            name=name,
+        )
+
     def merged(self) -> Trace:
         """Adjacent segments with identical values joined (fewer tc changes)."""
         if self.opportunities_ms is not None:
