@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from rich.console import Console
@@ -24,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="training seed(s) for sim, emu and emu-from-sim "
                              "(default: every seed of the config)")
     parser.add_argument("--group", action="append", default=[],
-                        help="eval: only this evaluation group (eval-start, eval-s1, ...)")
+                        help="eval: only this evaluation group")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,5 +61,7 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"evaluated: {path}")
     else:
         path = headline.write_report(config)
+        for line in headline.summary_lines(json.loads(path.read_text())):
+            print(line)
         console.print(f"written: {path}")
     return 0

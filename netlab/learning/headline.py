@@ -16,8 +16,7 @@ writing under the config's ``out``:
 * ``emu SEED`` / ``emu-from-sim SEED``: ``netlab finetune`` from ``start``
   or from that seed's ``sim_converged``;
 * ``eval``: every arm's checkpoints and GCC on the locked test set, in labs
-  (``netlab eval``); one evaluation per group of arms, so a long run keeps
-  what it finished;
+  (``netlab eval``), in one evaluation;
 * ``report``: ``headline.json``, with paired contrasts whose 95 % intervals
   come from a nested bootstrap (:mod:`netlab.learning.headline_stats`).
 """
@@ -273,13 +272,14 @@ def run_emu(config: HeadlineConfig, seed: int, *, from_sim: bool,
 
 
 def eval_groups(config: HeadlineConfig) -> dict[str, dict[str, Path]]:
-    """Evaluation name -> controllers (``arm-sSEED`` -> checkpoint): the start arm,
-    then one group per seed; GCC runs in each (its repeats)."""
-    groups: dict[str, dict[str, Path]] = {"eval-start": {"start": config.checkpoint("start")}}
-    for seed in config.seeds:
-        groups[f"eval-s{seed}"] = {f"{arm}-s{seed}": config.checkpoint(arm, seed)
-                                   for arm in ("sim_tuned", "emu_tuned", "emu_from_sim")}
-    return groups
+    """Evaluation name -> controllers (``arm-sSEED`` -> checkpoint). One evaluation
+    holds every arm, so GCC runs once per scenario and the order of runs
+    interleaves the arms (a slow spell of the machine falls on all of them)."""
+    controllers = {"start": config.checkpoint("start")}
+    for arm in ("sim_tuned", "emu_tuned", "emu_from_sim"):
+        for seed in config.seeds:
+            controllers[f"{arm}-s{seed}"] = config.checkpoint(arm, seed)
+    return {"eval": controllers}
 
 
 def run_eval(config: HeadlineConfig, only: Sequence[str] = ()) -> list[Path]:
@@ -361,7 +361,7 @@ def build_report(config: HeadlineConfig) -> dict[str, Any]:
 
     held = check_lock(config)
     scenarios: list[str] = list(held["scenarios"])
-    paths = sorted(config.out.glob("eval-*/eval.json"))
+    paths = sorted(config.out.glob("eval*/eval.json"))
     if not paths:
         raise NetlabError(f"no evaluation under {config.out}", where="netlab headline report",
                           fix="run `netlab headline eval` first")
@@ -395,6 +395,39 @@ def build_report(config: HeadlineConfig) -> dict[str, Any]:
         "camera": _camera(),
         "commit": _git_commit(config.source.parent),
     }
+
+
+def _arm_mean(seeds: Mapping[str, Sequence[float | None]]) -> float | None:
+    """Mean over scenarios of the mean over seeds (scenarios with no value skipped)."""
+    per_scenario = []
+    for values in zip(*seeds.values(), strict=True):
+        present = [v for v in values if v is not None]
+        if present:
+            per_scenario.append(sum(present) / len(present))
+    return sum(per_scenario) / len(per_scenario) if per_scenario else None
+
+
+def summary_lines(report: Mapping[str, Any]) -> list[str]:
+    """What a reader checks first: each arm's mean, then each contrast's interval."""
+    metric = report["metric"]
+    lines = [f"{metric}, mean over {len(report['test_scenarios'])} test scenarios "
+             f"(seeds {report['seeds']}):"]
+    for arm in ARMS:
+        seeds = report["metrics"].get(metric, {}).get(arm)
+        if seeds:
+            mean = _arm_mean(seeds)
+            lines.append(f"  {arm:14s} {'-' if mean is None else f'{mean:.2f}'}"
+                         f"  ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})")
+    for name, c in report["contrasts"].items():
+        if c["mean"] is None:
+            lines.append(f"  {name}: no scenario with both arms")
+            continue
+        verdict = ("above zero" if c["low"] > 0 else "below zero" if c["high"] < 0
+                   else "includes zero")
+        lines.append(f"  {name:24s} {c['mean']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}] "
+                     f"({verdict}; {c['scenarios']} scenarios, {c['dropped']} dropped, "
+                     f"a better in {c['beats']:.0%})")
+    return lines
 
 
 def write_report(config: HeadlineConfig) -> Path:

@@ -146,3 +146,5 @@ def test_a_headline_report_reads_the_evaluations(tmp_path: Path) -> None:
                                         "emu_tuned-start"}
     assert report["contrasts"]["emu_tuned-gcc"]["scenarios"] == len(scenarios)
     assert report["camera"]["fps"] == 30.0
+    lines = headline.summary_lines(json.loads(json.dumps(report)))
+    assert any(line.strip().startswith("emu_tuned-gcc") for line in lines)
