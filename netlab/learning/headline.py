@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -106,7 +107,7 @@ def load_headline(path: Path) -> HeadlineConfig:
         raise NetlabError(f"seeds {list(seeds)}", where=f"{path}: seeds",
                           fix="give distinct training seeds, e.g. [1, 2, 3]")
     return HeadlineConfig(
-        source=path, out=resolve("out"), finetune=resolve("finetune"),
+        source=path.resolve(), out=resolve("out"), finetune=resolve("finetune"),
         test_set=resolve("test_set"), result=resolve("result"), seeds=seeds,
         start_minutes=float(start.get("minutes", 5.0)), start_seed=int(start.get("seed", 0)),
         converge_updates=int(sim.get("converge_updates", 30)),
@@ -380,7 +381,7 @@ def build_report(config: HeadlineConfig) -> dict[str, Any]:
         "metric": config.metric,
         "seeds": list(config.seeds),
         "test_scenarios": scenarios,
-        "test_set": {"file": str(config.test_set.relative_to(config.source.parent.parent)),
+        "test_set": {"file": os.path.relpath(config.test_set, config.source.parent),
                      "sha256": held["sha256"], "locked_at": held.get("locked_at")},
         "arms": arms,
         "metrics": per_metric,
@@ -391,7 +392,8 @@ def build_report(config: HeadlineConfig) -> dict[str, Any]:
                      "episode_s": tune.episode_s, "reward": tune.reward,
                      "ppo": tune.ppo, "train_windows": len(tune.envs),
                      "sim_converge_updates": config.converge_updates,
-                     "start_minutes": config.start_minutes},
+                     "start_minutes": config.start_minutes,
+                     "lab_episodes": training_counts(config)},
         "camera": _camera(),
         "commit": _git_commit(config.source.parent),
     }
@@ -428,6 +430,25 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
                      f"({verdict}; {c['scenarios']} scenarios, {c['dropped']} dropped, "
                      f"a better in {c['beats']:.0%})")
     return lines
+
+
+def training_counts(config: HeadlineConfig) -> dict[str, dict[str, int]]:
+    """Per lab-tuned arm and seed: the episodes it ran, kept (faithful) and left out,
+    and the transitions it learned from (its ``progress.csv``)."""
+    import csv
+
+    out: dict[str, dict[str, int]] = {}
+    for arm in ("emu_tuned", "emu_from_sim"):
+        for seed in config.seeds:
+            progress = config.out / f"{arm}-s{seed}" / "progress.csv"
+            if not progress.is_file():
+                continue
+            rows = list(csv.DictReader(progress.open()))
+            out[f"{arm}-s{seed}"] = {
+                key: int(sum(float(r.get(key) or 0) for r in rows))
+                for key in ("episodes", "faithful", "unfaithful", "failed", "steps")}
+            out[f"{arm}-s{seed}"]["rounds"] = len(rows)
+    return out
 
 
 def write_report(config: HeadlineConfig) -> Path:

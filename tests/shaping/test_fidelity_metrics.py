@@ -129,3 +129,24 @@ def test_userlink_delay_and_loss_asked_vs_seen() -> None:
     # Lost packets leave gaps in the served stream: 1 % fewer bytes than capacity.
     assert entry.capacity_bins >= 3
     assert entry.capacity_mape == pytest.approx(0.01, abs=0.003)
+
+
+def test_userlink_changes_before_the_runs_zero_are_not_judged() -> None:
+    """The link runs its schedule from when it opened; the run restarts it at its
+    zero. Changes due in that run-up (applied late while the process started)
+    say nothing about the run; a late change after the zero still fails it."""
+    packets, _ = _userlink_logs(late_ns=0, lost_every=100)
+    changes = np.zeros(6, dtype=change_dtype())
+    opened = START - 300 * MS
+    changes[0] = (opened, opened, 10_000_000, 0.02, 0.0, 0.01, 100, -1)
+    for i, when in enumerate((opened + 10 * MS, opened + 20 * MS), start=1):
+        changes[i] = (when, opened + 120 * MS, 5_000_000, 0.02, 0.0, 0.01, 100, -1)
+    changes[3] = (START, START + 50_000, 10_000_000, 0.02, 0.0, 0.01, 100, -1)
+    changes[4] = (START + S, START + S + 60_000, 10_000_000, 0.02, 0.0, 0.01, 100, -1)
+    changes[5] = (START + 2 * S, START + 2 * S + 70_000, 10_000_000, 0.02, 0.0, 0.01, 100, -1)
+    entry = userlink_direction("ab", "b_to_a", packets, changes, start_ns=START)
+    assert entry.timing_err_ms is not None
+    assert entry.timing_err_ms["max"] == pytest.approx(0.07)
+    changes[5]["applied_ns"] = START + 2 * S + 30 * MS
+    late = userlink_direction("ab", "b_to_a", packets, changes, start_ns=START)
+    assert late.timing_err_ms is not None and late.timing_err_ms["max"] == pytest.approx(30)
