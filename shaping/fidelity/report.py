@@ -134,7 +134,12 @@ def _judge(entry: DirectionFidelity, th: FidelityThresholds) -> tuple[list[str],
     worst = worst_bin(entry)
     where_worst = f"; worst bin {describe_bin(worst)}" if worst is not None else ""
     if entry.capacity_mape is None:
-        if entry.capacity_bins_total:
+        if entry.capacity_by_bin:
+            unmeasured.append(
+                f"{name}: capacity tracking not checked by bytes: its backlogged bins were "
+                "asked for under 4 full frames each (the per-bin check still applies)."
+            )
+        elif entry.capacity_bins_total:
             unmeasured.append(
                 f"{name}: capacity tracking not checked: the link was never backlogged for a "
                 "whole 500 ms bin (no flow saturated it)."

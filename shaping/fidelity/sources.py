@@ -89,7 +89,7 @@ def kernel_direction(
         bins = kernel_bins(samples, asked, edges, sample_interval_ns,
                            in_flight=delay_line_bytes(changes) if len(changes) else None)
         entry.capacity_bins_total = len(edges) - 1
-        entry.capacity_bins = int(bins.counted.sum())
+        entry.capacity_bins = int(bins.judged.sum())
         entry.capacity_by_bin = bins.counted_bins(log.start_ns)
         entry.capacity_mape = bins.mape()
         errors = bins.errors()
@@ -161,7 +161,7 @@ def userlink_direction(
         served = served_ns(packets, delay_from_changes(changes))
         bins = packet_bins(packets, asked, edges, served_ns=served, overhead_bytes=overhead)
         entry.capacity_bins_total = len(edges) - 1
-        entry.capacity_bins = int(bins.counted.sum())
+        entry.capacity_bins = int(bins.judged.sum())
         entry.capacity_by_bin = bins.counted_bins(start_ns)
         entry.capacity_mape = bins.mape()
         errors = bins.errors()

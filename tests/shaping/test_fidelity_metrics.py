@@ -150,3 +150,24 @@ def test_userlink_changes_before_the_runs_zero_are_not_judged() -> None:
     changes[5]["applied_ns"] = START + 2 * S + 30 * MS
     late = userlink_direction("ab", "b_to_a", packets, changes, start_ns=START)
     assert late.timing_err_ms is not None and late.timing_err_ms["max"] == pytest.approx(30)
+
+
+def test_bins_asked_for_a_packet_or_two_are_not_judged_by_bytes() -> None:
+    """One delivery opportunity in a 500 ms bin (24 kbit/s) carrying a 1,250-byte
+    packet misses by 17 % with the link exactly right; packet sizes, not the link,
+    decide such a bin, so the mean error leaves it out (the per-bin check, with
+    its slack of frames, still sees it)."""
+    from shaping.fidelity.capacity import CapacityBins
+
+    edges = START + np.arange(4, dtype=np.int64) * 500 * MS
+    bins = CapacityBins(edges_ns=edges,
+                        delivered_bps=np.array([20_000.0, 990_000.0, 1_010_000.0]),
+                        asked_bps=np.array([24_064.0, 1_000_000.0, 1_000_000.0]),
+                        backlogged=np.array([True, True, True]))
+    assert bins.counted.sum() == 3
+    assert bins.judged.tolist() == [False, True, True]
+    assert bins.mape() == pytest.approx(0.01)
+    assert len(bins.counted_bins(START)) == 3
+    low = CapacityBins(edges_ns=edges[:2], delivered_bps=np.array([20_000.0]),
+                       asked_bps=np.array([24_064.0]), backlogged=np.array([True]))
+    assert low.mape() is None
