@@ -21,7 +21,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenarios", nargs="+", required=True, metavar="PATH",
                         help="scenario files (run as written, the controller on their "
                              "'estimator: policy' RTC flows, else on every RTC flow), scenario "
-                             "sets (envs, traces, windows or space), finetune configs (their --set); "
+                             "sets (envs, traces, windows or space), finetune configs "
+                             "(their --set); "
                              "files, globs or folders")
     parser.add_argument("--set", default="held_out",
                         help="which set of a finetune config (default held_out)")

@@ -1,4 +1,4 @@
-"""``netlab headline STAGE CONFIG [SEED...]``: the headline experiment, one stage at a time."""
+"""``netlab headline STAGE CONFIG [--seed N ...]``: the headline experiment, one stage at a time."""
 
 from __future__ import annotations
 
@@ -24,8 +24,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, action="append", default=[],
                         help="training seed(s) for sim, emu and emu-from-sim "
                              "(default: every seed of the config)")
-    parser.add_argument("--group", action="append", default=[],
-                        help="eval: only this evaluation group")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
                                     log=console.print)
             console.print(f"seed {seed}: {done}")
     elif args.stage == "eval":
-        for path in headline.run_eval(config, args.group):
-            console.print(f"evaluated: {path}")
+        console.print(f"evaluated: {headline.run_eval(config)}")
     else:
         path = headline.write_report(config)
         for line in headline.summary_lines(json.loads(path.read_text())):

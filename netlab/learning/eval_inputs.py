@@ -33,8 +33,8 @@ SET_MARKERS = frozenset({"envs", "traces", "space", "count", "windows"})
 SET_KEYS = SET_MARKERS | {"seed", "duration_s", "delay_ms", "queue_pkt", "loss_pct", "shapes"}
 FINETUNE_KEYS = frozenset({"start", "train", "held_out"})
 YAML_SUFFIXES = (".yaml", ".yml")
-FORMATS = ("a scenario has hosts, links and flows; a scenario set has envs, traces, windows or space "
-           "(docs/finetune.md, 'Scenario sets'); a finetune config has train and held_out")
+FORMATS = ("a scenario has hosts, links and flows; a scenario set has envs, traces, windows "
+           "or space (docs/finetune.md, 'Scenario sets'); a finetune config has train and held_out")
 
 
 @dataclass(frozen=True)

@@ -120,8 +120,11 @@ def _seconds(value: Any, where: str) -> float:
                           fix="write e.g. 20ms or 2s") from exc
 
 
-def load_config(path: Path, overrides: Mapping[str, Any] | None = None) -> FinetuneConfig:
-    """Read a finetune YAML; relative paths are relative to the file."""
+def load_config(path: Path, overrides: Mapping[str, Any] | None = None, *,
+                check_start: bool = True) -> FinetuneConfig:
+    """Read a finetune YAML; relative paths are relative to the file.
+    ``check_start=False``: the start checkpoint may not exist yet (a stage that
+    trains it reads the config's set, reward and PPO first)."""
     data = load_yaml_file(path, "finetune config",
                           "give a readable YAML file (see configs/finetune-*.yaml)")
     if not isinstance(data, dict):
@@ -145,7 +148,7 @@ def load_config(path: Path, overrides: Mapping[str, Any] | None = None) -> Finet
         return p if p.is_absolute() else (base / p).resolve()
 
     start = resolve(data.get("start"), "start")
-    if not start.is_file():
+    if check_start and not start.is_file():
         raise NetlabError(f"start checkpoint {start} does not exist", where=f"{path}: start",
                           fix="give a checkpoint the agent loads (models/*.pth)")
     curriculum = dict(data.get("curriculum") or {})

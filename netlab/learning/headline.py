@@ -29,7 +29,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,6 @@ class HeadlineConfig:
     eval_deadline_s: float = 0.02
     metric: str = "capacity_score"
     bootstrap: int = 10_000
-    raw: dict[str, Any] = field(default_factory=dict)
 
     @property
     def lock_path(self) -> Path:
@@ -115,7 +114,7 @@ def load_headline(path: Path) -> HeadlineConfig:
         eval_repeat=int(evaluation.get("repeat", 1)),
         eval_deadline_s=float(evaluation.get("deadline_ms", 20)) / 1e3,
         metric=str(data.get("metric", "capacity_score")),
-        bootstrap=int(data.get("bootstrap", 10_000)), raw=data)
+        bootstrap=int(data.get("bootstrap", 10_000)))
 
 
 # -- lock ----------------------------------------------------------------------
@@ -141,18 +140,17 @@ def test_set_fingerprint(config: HeadlineConfig) -> dict[str, Any]:
             "scenarios": [s.name for s in scenarios], "traces": traces}
 
 
+def _unchanged(held: Mapping[str, Any], fingerprint: Mapping[str, Any]) -> bool:
+    return {k: held.get(k) for k in fingerprint} == dict(fingerprint)
+
+
 def lock(config: HeadlineConfig) -> Path:
-    """Write the lock beside the test set; refuse to move an existing one."""
-    fingerprint = test_set_fingerprint(config)
+    """Write the lock beside the test set; an existing one is only checked."""
     path = config.lock_path
     if path.is_file():
-        held = json.loads(path.read_text())
-        if {k: held.get(k) for k in fingerprint} != fingerprint:
-            raise NetlabError("the test set changed since it was locked", where=str(path),
-                              fix="a locked test set is not edited: restore it "
-                                  "(git checkout), or start a new headline with a new set")
+        check_lock(config)
         return path
-    path.write_text(json.dumps({**fingerprint, "locked_at": time.strftime(
+    path.write_text(json.dumps({**test_set_fingerprint(config), "locked_at": time.strftime(
         "%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1) + "\n")
     return path
 
@@ -164,59 +162,36 @@ def check_lock(config: HeadlineConfig) -> dict[str, Any]:
         raise NetlabError("the test set was never locked", where=str(path),
                           fix="run `netlab headline lock` before any tuning")
     held: dict[str, Any] = json.loads(path.read_text())
-    fingerprint = test_set_fingerprint(config)
-    if {k: held.get(k) for k in fingerprint} != fingerprint:
+    if not _unchanged(held, test_set_fingerprint(config)):
         raise NetlabError("the test set changed since it was locked", where=str(path),
-                          fix="restore the locked test set (git checkout)")
+                          fix="a locked test set is not edited: restore it (git checkout), "
+                              "or start a new headline with a new set")
     return held
 
 
 # -- training stages -------------------------------------------------------------
 
 
-def _finetune(config: HeadlineConfig, overrides: Mapping[str, Any] | None = None) -> Any:
+def _finetune(config: HeadlineConfig, overrides: Mapping[str, Any] | None = None, *,
+              check_start: bool = True) -> Any:
     from netlab.learning.finetune import load_config
 
     return load_config(config.finetune, {"start": str(config.checkpoint("start")),
-                                         **(overrides or {})})
+                                         **(overrides or {})}, check_start=check_start)
 
 
-@dataclass(frozen=True)
-class TrainingPlan:
-    """What the simulator arms share with the labs' fine-tuning (its config's keys)."""
-
-    envs: list[Any]
-    reward: str
-    rounds: int
-    episodes: int
-    ppo: dict[str, Any]
-
-    @property
-    def episode_s(self) -> float:
-        return float(self.envs[0].duration_s)
+def _episode_s(tune: Any) -> float:
+    return float(tune.train_envs()[0].duration_s)
 
 
-def training_plan(config: HeadlineConfig) -> TrainingPlan:
-    """Read from the finetune config without needing its start checkpoint yet."""
-    from netlab.learning.scenario_set import load_set
-
-    data = load_yaml_file(config.finetune, "finetune config", "see configs/headline/")
-    if not isinstance(data, dict) or not isinstance(data.get("train"), dict):
-        raise NetlabError("the finetune config has no train set", where=str(config.finetune),
-                          fix="give train: (a scenario set)")
-    envs = load_set(data["train"], config.finetune.parent, f"{config.finetune}: train")
-    return TrainingPlan(envs, str(data.get("reward", "onl")), int(data.get("rounds", 10)),
-                        int(data.get("episodes", 4)), dict(data.get("ppo") or {}))
-
-
-def _train_windows(config: HeadlineConfig) -> tuple[TrainingPlan, list[Any], Any]:
-    """(the plan, the training windows as traces, the link shape under them)."""
+def _train_windows(config: HeadlineConfig) -> tuple[Any, list[Any], Any]:
+    """(the finetune config, the training windows as traces, the link shape under them)."""
     from labcore.units import QueueLimit
     from netlab.learning.scenario_set import env_trace
     from shaping.spec import LinkShape
 
-    tune = training_plan(config)
-    envs = tune.envs
+    tune = _finetune(config, check_start=False)
+    envs = tune.train_envs()
     queues = {round(e.queue_pkt) for e in envs}
     if len(queues) != 1 or any(e.loss_pct for e in envs):
         raise NetlabError("the simulator arms need one queue size and no random loss over "
@@ -231,7 +206,7 @@ def run_start(config: HeadlineConfig, report: Callable[[dict[str, float]], None]
 
     tune, traces, link = _train_windows(config)
     settings = PretrainConfig(minutes=config.start_minutes, seed=config.start_seed,
-                              episode_s=tune.episode_s, reward=tune.reward)
+                              episode_s=_episode_s(tune), reward=tune.reward)
     return pretrain(settings, config.checkpoint("start"), report=report, link=link,
                     traces=traces).checkpoint
 
@@ -244,7 +219,7 @@ def run_sim(config: HeadlineConfig, seed: int,
     from netlab.learning.sim.core import LAB_POLL_S
 
     tune, traces, link = _train_windows(config)
-    episode_s = tune.episode_s
+    episode_s = _episode_s(tune)
     steps_per_episode = round(episode_s / LAB_POLL_S)
     settings = PretrainConfig(updates=max(config.converge_updates, tune.rounds), seed=seed,
                               episode_s=episode_s, reward=tune.reward,
@@ -272,38 +247,32 @@ def run_emu(config: HeadlineConfig, seed: int, *, from_sim: bool,
 # -- evaluation ------------------------------------------------------------------
 
 
-def eval_groups(config: HeadlineConfig) -> dict[str, dict[str, Path]]:
-    """Evaluation name -> controllers (``arm-sSEED`` -> checkpoint). One evaluation
-    holds every arm, so GCC runs once per scenario and the order of runs
-    interleaves the arms (a slow spell of the machine falls on all of them)."""
+def eval_controllers(config: HeadlineConfig) -> dict[str, Path]:
+    """Every arm's checkpoints (``arm-sSEED``) for one evaluation: GCC runs once per
+    scenario, and the runs interleave the arms (a slow spell falls on all of them)."""
     controllers = {"start": config.checkpoint("start")}
     for arm in ("sim_tuned", "emu_tuned", "emu_from_sim"):
         for seed in config.seeds:
             controllers[f"{arm}-s{seed}"] = config.checkpoint(arm, seed)
-    return {"eval": controllers}
+    return controllers
 
 
-def run_eval(config: HeadlineConfig, only: Sequence[str] = ()) -> list[Path]:
+def run_eval(config: HeadlineConfig) -> Path:
     from netlab.learning.eval_inputs import resolve
     from netlab.learning.evaluate import evaluate
 
     check_lock(config)
-    scenarios = resolve([str(config.test_set)])
-    written = []
-    for name, controllers in eval_groups(config).items():
-        if only and name not in only:
-            continue
-        missing = [str(p) for p in controllers.values() if not p.is_file()]
-        if missing:
-            raise NetlabError(f"{name}: no checkpoint at {', '.join(missing)}",
-                              where=f"netlab headline eval ({name})",
-                              fix="run the training stages first (docs/finetune.md)")
-        out = config.out / name
-        evaluate(controllers, scenarios, out, baseline="gcc", repeat=config.eval_repeat,
-                 parallel=config.eval_parallel, deadline_s=config.eval_deadline_s,
-                 lab_prefix="hl")
-        written.append(out / "eval.json")
-    return written
+    controllers = eval_controllers(config)
+    missing = [str(p) for p in controllers.values() if not p.is_file()]
+    if missing:
+        raise NetlabError(f"no checkpoint at {', '.join(missing)}",
+                          where="netlab headline eval",
+                          fix="run the training stages first (docs/finetune.md)")
+    out = config.out / "eval"
+    evaluate(controllers, resolve([str(config.test_set)]), out, baseline="gcc",
+             repeat=config.eval_repeat, parallel=config.eval_parallel,
+             deadline_s=config.eval_deadline_s, lab_prefix="hl")
+    return out / "eval.json"
 
 
 # -- report ----------------------------------------------------------------------
@@ -376,7 +345,7 @@ def build_report(config: HeadlineConfig) -> dict[str, Any]:
         if a in arms and b in arms:
             contrasts[f"{a}-{b}"] = contrast(arms[a], arms[b], resamples=config.bootstrap,
                                              seed=config.start_seed)
-    tune = training_plan(config)
+    tune = _finetune(config, check_start=False)
     return {
         "metric": config.metric,
         "seeds": list(config.seeds),
@@ -389,8 +358,8 @@ def build_report(config: HeadlineConfig) -> dict[str, Any]:
         "episodes": {p.parent.name: json.loads(p.read_text()).get("episodes", {})
                      for p in paths},
         "training": {"rounds": tune.rounds, "episodes_per_round": tune.episodes,
-                     "episode_s": tune.episode_s, "reward": tune.reward,
-                     "ppo": tune.ppo, "train_windows": len(tune.envs),
+                     "episode_s": _episode_s(tune), "reward": tune.reward,
+                     "ppo": tune.ppo, "train_windows": len(tune.train_envs()),
                      "sim_converge_updates": config.converge_updates,
                      "start_minutes": config.start_minutes,
                      "lab_episodes": training_counts(config)},

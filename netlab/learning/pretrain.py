@@ -14,7 +14,6 @@ policy and a fixed estimate on every trace of the set.
 from __future__ import annotations
 
 import csv
-import fnmatch
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -33,7 +32,7 @@ from netlab.learning.sim.env import SimEnv
 from netlab.learning.sim.episode import Controller, EpisodeResult, run_episode
 from shaping.spec import LinkShape
 from shaping.traces import Trace, load_trace
-from shaping.traces.corpus import list_traces
+from shaping.traces.corpus import matching
 
 DEFAULT_TRACES = ("opennetlab/*", "steps/*")
 CURVE_COLUMNS = ("update", "wall_s", "sim_s", "steps", "episodes", "episode_reward",
@@ -75,10 +74,9 @@ class PretrainResult:
 
 def select_traces(patterns: Sequence[str]) -> list[Trace]:
     """Corpus traces whose short names match any pattern (fnmatch), or files by path."""
-    names = [entry.name for entry in list_traces()]
     chosen: list[str] = []
     for pattern in patterns:
-        hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        hits, _ = matching([pattern])
         if not hits and Path(pattern).is_file():
             hits = [pattern]
         if not hits:

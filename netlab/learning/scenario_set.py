@@ -15,7 +15,6 @@ receiver's agent) or the rule-based baseline.
 
 from __future__ import annotations
 
-import fnmatch
 import glob
 import math
 import random
@@ -160,19 +159,20 @@ def window_set(names: Sequence[str], *, duration_s: float, every_s: float,
     fits, under each link shape (``delay_ms``, ``queue_pkt``, ``loss_pct``). A
     trace that carries its own delay (OpenNetLab's rtt) keeps it: the shape's
     delay applies to traces without one, and feedback gets the same."""
-    from shaping.traces.corpus import list_traces
+    from shaping.traces.corpus import matching
 
-    corpus = [entry.name for entry in list_traces()]
-    chosen: list[str] = []
-    for pattern in names:
-        hits = [n for n in corpus if fnmatch.fnmatchcase(n, pattern)]
-        if not hits:
-            raise NetlabError(f"no bundled trace matches {pattern!r}", where=f"{where}.traces",
-                              fix="use names or patterns from `netlab traces list`")
-        chosen += [h for h in hits if h not in chosen]
+    chosen, unmatched = matching(list(names))
+    if unmatched:
+        raise NetlabError(f"no bundled trace matches {unmatched[0]!r}", where=f"{where}.traces",
+                          fix="use names or patterns from `netlab traces list`")
     if duration_s <= 0 or every_s <= 0:
         raise NetlabError("duration_s and every_s must be > 0", where=where,
                           fix="give e.g. duration_s: 30 and every_s: 30")
+    for i, shape in enumerate(shapes):
+        unknown = sorted(set(shape) - {"delay_ms", "queue_pkt", "loss_pct"})
+        if unknown:
+            raise NetlabError(f"unknown shape keys {unknown}", where=f"{where}.shapes[{i}]",
+                              fix="use delay_ms, queue_pkt and loss_pct")
     envs: list[EnvConfig] = []
     for name in chosen:
         trace = load_trace(name)
@@ -180,11 +180,7 @@ def window_set(names: Sequence[str], *, duration_s: float, every_s: float,
                         else 1e3 * sum(trace.delays_s) / len(trace.delays_s))
         start = 0.0
         while start + duration_s <= trace.period_s + 1e-9:
-            for i, shape in enumerate(shapes):
-                unknown = sorted(set(shape) - {"delay_ms", "queue_pkt", "loss_pct"})
-                if unknown:
-                    raise NetlabError(f"unknown shape keys {unknown}", where=f"{where}.shapes[{i}]",
-                                      fix="use delay_ms, queue_pkt and loss_pct")
+            for shape in shapes:
                 delay = own_delay_ms if own_delay_ms is not None else float(
                     shape.get("delay_ms", 20))
                 envs.append(EnvConfig(delay_ms=round(delay, 3),

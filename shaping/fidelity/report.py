@@ -20,11 +20,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from shaping.fidelity.capacity import DEFAULT_BIN_S
+from shaping.fidelity.capacity import DEFAULT_BIN_S, FRAME_BITS, MIN_JUDGED_FRAMES
 from shaping.fidelity.machine import MachineLoad
-
-#: A full Ethernet frame, as tc and the capacity bins count it.
-FRAME_BITS = 1514 * 8
 
 
 @dataclass(frozen=True)
@@ -137,7 +134,8 @@ def _judge(entry: DirectionFidelity, th: FidelityThresholds) -> tuple[list[str],
         if entry.capacity_by_bin:
             unmeasured.append(
                 f"{name}: capacity tracking not checked by bytes: its backlogged bins were "
-                "asked for under 4 full frames each (the per-bin check still applies)."
+                f"asked for under {MIN_JUDGED_FRAMES} full frames each (the per-bin check "
+                "still applies)."
             )
         elif entry.capacity_bins_total:
             unmeasured.append(

@@ -10,6 +10,7 @@ A leading ``traces/`` is accepted, so a scenario may write either form.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,21 @@ def list_traces(root: Path | None = None) -> list[CorpusEntry]:
         and not any(part.startswith(".") for part in path.relative_to(base).parts)
     ]
     return sorted(entries, key=lambda entry: entry.name)
+
+
+def matching(patterns: list[str] | tuple[str, ...], root: Path | None = None
+             ) -> tuple[list[str], list[str]]:
+    """(corpus names matching any fnmatch pattern, in order without repeats; the
+    patterns that matched none)."""
+    names = [entry.name for entry in list_traces(root)]
+    chosen: list[str] = []
+    unmatched: list[str] = []
+    for pattern in patterns:
+        hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        if not hits:
+            unmatched.append(pattern)
+        chosen += [h for h in hits if h not in chosen]
+    return chosen, unmatched
 
 
 def resolve(name: str, root: Path | None = None) -> Path:
