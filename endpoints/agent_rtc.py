@@ -16,7 +16,9 @@ delay relative to the first packet's, loss ratio from sequence gaps, and
 the last estimate. It sends them raw (bps, ms, ratio, bps: contract
 ``rtc-onl4``; the agent normalises as the policy was trained) with the
 reward of the previous action (their ``rtc_env``: normalised rate − 0.2 ×
-loss) and uses the reply if it arrives within the deadline. Otherwise the
+loss) and uses the reply if it arrives within the deadline. Contract
+``rtc-hist`` (:class:`RtcContract`) sends the last N such states instead and
+reads the reply as a factor on the estimate in force. Otherwise the
 fallback acts: ``keep`` the last estimate, or ``gcc`` (a receiver-side GCC
 fed every packet all along) until replies are timely again.
 
@@ -29,10 +31,12 @@ decisions, misses, fallback time and the newest 65,536 round-trip times.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import urllib.parse
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +59,16 @@ from labcore import units
 from labcore.jsonfile import write_json_atomic
 
 __all__ = ["MAX_MBPS", "MIN_MBPS", "NEEDS_CAPACITY", "REWARDS", "UNIT_BPS", "OnlPacketWindow",
-           "PolicyEstimator", "Reward", "capacity_reward", "liner_to_log", "onl_reward",
-           "qoe_reward"]
+           "PolicyEstimator", "Reward", "RtcContract", "capacity_reward", "liner_to_log",
+           "onl_reward", "qoe_reward", "rtc_contract"]
 
 CONTRACT = "rtc-onl4"
+HISTORY_CONTRACT = "rtc-hist"
+STATE_SIZE = 4  # OpenNetLab's state: rate, delay, loss, last estimate
+MAX_HISTORY = 64
+#: rtc-hist's estimate stays within OpenNetLab's floor and the sender's default
+#: ceiling (endpoints.rtc.sender_core.SenderSettings.max_bps).
+HISTORY_MIN_BPS, HISTORY_MAX_BPS = 10_000.0, 30_000_000.0
 STEP_MS = 60  # OpenNetLab BandwidthEstimator(step_time=60)
 DEFAULT_START_BPS = 300_000
 FALLBACKS = ("keep", "gcc")
@@ -107,26 +117,85 @@ class OnlPacketWindow:
         return [float(rate), float(delay), float(loss), float(self.packets[-1][4])]
 
 
+@dataclass(frozen=True)
+class RtcContract:
+    """What an RTC policy flow sends its agent and how it reads the reply.
+
+    * ``rtc-onl4`` (``history`` 1): OpenNetLab's state of the last window;
+      the reply is the estimate in bit/s, as their gym example serves it.
+    * ``rtc-hist``: the last ``history`` states, newest first (zeros until the
+      call has had that many polls), so the policy sees trends (the delay
+      gradient GCC reads, the rate it has already tried); the reply is a
+      factor on the estimate in force, kept within
+      [``HISTORY_MIN_BPS``, ``HISTORY_MAX_BPS``]. A history of intervals and
+      the last actions is the state of mvfst-rl (Sivakumar et al., "MVFST-RL",
+      2019) and of the MMSys'24 bandwidth-estimation challenge; a relative
+      action (mvfst-rl's cwnd changes, Aurora's rate changes: Jay et al.,
+      ICML 2019) lets a policy trained on slow links probe a fast one.
+    """
+
+    name: str = CONTRACT
+    history: int = 1
+
+    @property
+    def relative(self) -> bool:
+        return self.name == HISTORY_CONTRACT
+
+    @property
+    def obs_size(self) -> int:
+        return STATE_SIZE * self.history
+
+
+def rtc_contract(name: str, obs_size: int) -> RtcContract:
+    """The contract a checkpoint declares (its name and observation size)."""
+    if name == CONTRACT and obs_size == STATE_SIZE:
+        return RtcContract()
+    history, rest = divmod(obs_size, STATE_SIZE)
+    if name == HISTORY_CONTRACT and rest == 0 and 1 <= history <= MAX_HISTORY:
+        return RtcContract(HISTORY_CONTRACT, history)
+    raise ValueError(f"no RTC contract {name!r} with {obs_size} observation values: "
+                     f"{CONTRACT} takes {STATE_SIZE}, {HISTORY_CONTRACT} {STATE_SIZE} × "
+                     f"1..{MAX_HISTORY} intervals")
+
+
 class PolicyEstimator:
     """AlphaRTC's estimator interface, answered by the agent (module docstring)."""
 
     def __init__(self, client: Decider, *, fallback: str = "keep",
                  start_bps: int = DEFAULT_START_BPS, first_wait_s: float = 0.5,
-                 window_ms: float = STEP_MS, interval_s: float | None = None) -> None:
+                 window_ms: float = STEP_MS, interval_s: float | None = None,
+                 contract: RtcContract | None = None) -> None:
         if fallback not in FALLBACKS:
             raise ValueError(f"fallback must be one of {FALLBACKS}")
         self.client = client
         self.fallback = fallback
+        self.contract = contract or RtcContract()
         self.interval_s = interval_s  # how often the receiver asks (for the summary)
         self.window = OnlPacketWindow(window_ms)
         self.gcc = GccEstimator(start_bps) if fallback == "gcc" else None
         self.reported = False
+        self._past: deque[list[float]] = deque(maxlen=self.contract.history - 1)
+        self.estimate_bps = float(start_bps)
         # Their Estimator.__init__ asks the model once on a zero state.
-        first = client.decide([0.0, 0.0, 0.0, 0.0], wait_s=first_wait_s)
-        self.estimate_bps = float(first.action[0]) if first.action is not None else float(
-            start_bps)
+        first = client.decide([0.0] * self.contract.obs_size, wait_s=first_wait_s)
+        if first.action is not None:
+            self.estimate_bps = self.applied(float(first.action[0]))
         self.policy_estimates = 0
         self.fallback_estimates = 0
+
+    def applied(self, action: float) -> float:
+        """The estimate a reply sets: the action itself, or (``rtc-hist``) the
+        estimate in force times the action, within the contract's bounds."""
+        if not self.contract.relative:
+            return action
+        return min(max(self.estimate_bps * action, HISTORY_MIN_BPS), HISTORY_MAX_BPS)
+
+    def observation(self, state: list[float]) -> list[float]:
+        """What the agent is sent for ``state``: it, then the states of earlier
+        decisions newest first, zeros where the call is younger than the history."""
+        rows = [state, *itertools.islice(self._past, self.contract.history - 1)]
+        flat = [x for row in rows for x in row]
+        return flat + [0.0] * (self.contract.obs_size - len(flat))
 
     def report_states(self, stats: dict[str, Any]) -> None:
         self.reported = True
@@ -141,9 +210,10 @@ class PolicyEstimator:
         self.reported = False
         state = self.window.state()
         reward = onl_reward(state)
-        decision = self.client.decide(state, reward)
+        decision = self.client.decide(self.observation(state), reward)
+        self._past.appendleft(state)
         if decision.action is not None:
-            self.estimate_bps = float(decision.action[0])
+            self.estimate_bps = self.applied(float(decision.action[0]))
             self.policy_estimates += 1
         elif gcc_bps is not None:
             self.estimate_bps = float(gcc_bps)
@@ -154,6 +224,7 @@ class PolicyEstimator:
 
     def summary(self) -> dict[str, Any]:
         return {**self.client.summary(), "fallback": self.fallback,
+                "contract": self.contract.name, "history": self.contract.history,
                 "decision_interval_ms": (None if self.interval_s is None
                                          else round(self.interval_s * 1e3, 3)),
                 "window_ms": self.window.interval_ms,
@@ -165,11 +236,12 @@ def parse_policy_argument(argument: str) -> tuple[str, dict[str, str]]:
     """``SOCKET?deadline=1ms&fallback=gcc&flow=7&window=60ms`` → (socket, options)."""
     path, _, query = argument.partition("?")
     options = dict(urllib.parse.parse_qsl(query, strict_parsing=False))
-    unknown = set(options) - {"deadline", "fallback", "flow", "start", "window"}
+    unknown = set(options) - {"deadline", "fallback", "flow", "start", "window", "contract",
+                              "history"}
     if not path or unknown:
         raise PluginError(f"bad policy estimator {argument!r}", where="--estimator policy:...",
                           fix="write policy:SOCKET[?deadline=1ms&fallback=keep|gcc&flow=N"
-                              "&window=60ms]")
+                              "&window=60ms&contract=rtc-onl4|rtc-hist&history=N]")
     return path, options
 
 
@@ -184,9 +256,12 @@ def make_policy_estimator(argument: str, log_dir: Path | None = None,
         window = units.parse_duration(options.get("window", f"{STEP_MS}ms"), bare="s")
         flow = int(options["flow"]) if "flow" in options else None
         start = units.parse_rate(str(options.get("start", DEFAULT_START_BPS)), bare="bit")
+        history = int(options.get("history", "1"))
+        contract = rtc_contract(options.get("contract", CONTRACT), STATE_SIZE * history)
     except ValueError as exc:
         raise PluginError(f"bad policy estimator option: {exc}", where=f"policy:{argument}",
-                          fix="deadline and window like 1ms, flow and start as numbers"
+                          fix="deadline and window like 1ms; flow, start and history as "
+                              f"numbers; history {MAX_HISTORY} at most, 1 with {CONTRACT}"
                           ) from None
     fallback = options.get("fallback", "keep")
     if fallback not in FALLBACKS or deadline <= 0 or window <= 0:
@@ -194,10 +269,11 @@ def make_policy_estimator(argument: str, log_dir: Path | None = None,
                           where=f"policy:{argument}",
                           fix=f"fallback one of {', '.join(FALLBACKS)}; a positive deadline "
                               "and window")
-    client = AgentClient(path, policy=CONTRACT, obs_size=4, action_size=1, deadline_s=deadline,
-                         flow=flow)
+    client = AgentClient(path, policy=contract.name, obs_size=contract.obs_size, action_size=1,
+                         deadline_s=deadline, flow=flow)
     estimator = PolicyEstimator(client, fallback=fallback, start_bps=start,
-                                window_ms=window * 1e3, interval_s=interval_s)
+                                window_ms=window * 1e3, interval_s=interval_s,
+                                contract=contract)
     _created.append((estimator, log_dir))
     return estimator
 

@@ -1,7 +1,7 @@
 """The agent's control API: HTTP (aiohttp) over a Unix socket, in its own thread.
 
-    GET  /health       {"ok": true, "decisions": N, "contract", "step_ms", "window_ms",
-                       "device"}: what the lab needs to start the agent's flows
+    GET  /health       {"ok": true, "decisions": N, "contract", "obs_size", "step_ms",
+                       "window_ms", "device"}: what the lab needs to start the agent's flows
     GET  /stats        counters, decision-latency percentiles and histogram, misses
     POST /load         {"checkpoint": PATH} → the new weights serve from the next
                        decision on (no request is dropped); 409 if the new policy's
@@ -36,7 +36,8 @@ def build_app(agent: Agent) -> web.Application:
     async def health(request: web.Request) -> web.Response:
         info = agent.policy.info
         return web.json_response({"ok": True, "decisions": agent.counters["decisions"],
-                                  "contract": info.contract, "step_ms": info.step_ms,
+                                  "contract": info.contract, "obs_size": info.obs_size,
+                                  "step_ms": info.step_ms,
                                   "window_ms": info.window_ms, "device": agent.device})
 
     async def stats(request: web.Request) -> web.Response:

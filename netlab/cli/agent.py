@@ -10,7 +10,7 @@ from pathlib import Path
 from netlab.errors import NetlabError
 
 NAME = "agent"
-INITIAL_CONTRACTS = ("rtc-onl4", "tcp-mi5")
+INITIAL_CONTRACTS = ("rtc-hist", "rtc-onl4", "tcp-mi5")
 HELP = "Inspect policy checkpoints and serve them to flows (the per-host agent)."
 
 
@@ -27,8 +27,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     init = sub.add_parser(
         "init", help="write a freshly initialised policy for a contract",
         description="Write a new checkpoint in the netlab format for CONTRACT: rtc-onl4 "
-                    "(OpenNetLab's PPO shape, for policy RTC receivers) or tcp-mi5 (Aurora's "
-                    "MLP with tanh output, for policy TCP senders). The start of training.")
+                    "(OpenNetLab's PPO shape, for policy RTC receivers), rtc-hist (the last "
+                    "10 OpenNetLab states in, a factor on the estimate out) or tcp-mi5 "
+                    "(Aurora's MLP with tanh output, for policy TCP senders). The start of "
+                    "training.")
     init.add_argument("--contract", required=True, choices=sorted(INITIAL_CONTRACTS),
                       help="what the flows that use it declare")
     init.add_argument("--out", required=True, type=Path, metavar="CKPT",
@@ -67,7 +69,7 @@ def _init(contract: str, out: Path, seed: int, force: bool) -> int:
     import torch
 
     from netlab.agent.checkpoints import describe, load_policy
-    from netlab.agent.policies import opennetlab, tcp_mi5
+    from netlab.agent.policies import opennetlab, rtc_history, tcp_mi5
 
     if out.exists() and not force:
         raise NetlabError("the checkpoint file exists already", where=f"--out {out}",
@@ -76,6 +78,7 @@ def _init(contract: str, out: Path, seed: int, force: bool) -> int:
         raise NetlabError("the output directory does not exist", where=f"--out {out}",
                           fix=f"create it first: mkdir -p {out.parent}")
     make = {"rtc-onl4": opennetlab.initial_checkpoint,
+            "rtc-hist": rtc_history.initial_checkpoint,
             "tcp-mi5": tcp_mi5.initial_checkpoint}[contract]
     tmp = out.with_name(out.name + ".tmp")
     torch.save(make(seed), tmp)

@@ -32,6 +32,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", default=None,
                         help="checkpoint to start from (default: a fresh OpenNetLab-shaped "
                              "policy)")
+    parser.add_argument("--history", type=int, default=1,
+                        help="states per observation of a fresh policy: 1 is OpenNetLab's "
+                             "rtc-onl4; N > 1 an rtc-hist policy that sees the last N states "
+                             "and answers with a factor on its estimate (default 1)")
     parser.add_argument("--episode", default="30s", help="simulated length of one episode")
     parser.add_argument("--batch", type=int, default=1024, help="steps per PPO update")
     parser.add_argument("--fixed-rate", default="1Mbit",
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         episode_s=parsed(parse_duration, args.episode, "--episode"),
         batch_steps=args.batch, start=args.start,
         fixed_rate_bps=float(parsed(parse_rate, args.fixed_rate, "--fixed-rate")),
-        reward=args.reward)
+        reward=args.reward, history=args.history)
     shape = base_shape(args)
     baselines: dict[str, Controller] = {"gcc": Estimator("gcc"),
                                         f"fixed {args.fixed_rate}": config.fixed_rate_bps}

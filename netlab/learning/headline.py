@@ -53,6 +53,9 @@ class HeadlineConfig:
     seeds: tuple[int, ...] = (1, 2, 3)
     start_minutes: float = 5.0
     start_seed: int = 0
+    #: states per observation of the start policy: 1 is OpenNetLab's rtc-onl4,
+    #: more an rtc-hist policy (endpoints.agent_rtc.RtcContract)
+    start_history: int = 1
     converge_updates: int = 30
     eval_parallel: int = 3
     eval_repeat: int = 1
@@ -109,6 +112,7 @@ def load_headline(path: Path) -> HeadlineConfig:
         source=path.resolve(), out=resolve("out"), finetune=resolve("finetune"),
         test_set=resolve("test_set"), result=resolve("result"), seeds=seeds,
         start_minutes=float(start.get("minutes", 5.0)), start_seed=int(start.get("seed", 0)),
+        start_history=int(start.get("history", 1)),
         converge_updates=int(sim.get("converge_updates", 30)),
         eval_parallel=int(evaluation.get("parallel", 3)),
         eval_repeat=int(evaluation.get("repeat", 1)),
@@ -206,7 +210,8 @@ def run_start(config: HeadlineConfig, report: Callable[[dict[str, float]], None]
 
     tune, traces, link = _train_windows(config)
     settings = PretrainConfig(minutes=config.start_minutes, seed=config.start_seed,
-                              episode_s=_episode_s(tune), reward=tune.reward)
+                              episode_s=_episode_s(tune), reward=tune.reward,
+                              history=config.start_history)
     return pretrain(settings, config.checkpoint("start"), report=report, link=link,
                     traces=traces).checkpoint
 
@@ -362,6 +367,7 @@ def build_report(config: HeadlineConfig) -> dict[str, Any]:
                      "ppo": tune.ppo, "train_windows": len(tune.train_envs()),
                      "sim_converge_updates": config.converge_updates,
                      "start_minutes": config.start_minutes,
+                     "start_history": config.start_history,
                      "lab_episodes": training_counts(config)},
         "camera": _camera(),
         "commit": _git_commit(config.source.parent),

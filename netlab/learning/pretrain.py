@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from endpoints.agent_rtc import MAX_HISTORY, rtc_contract
+from netlab.agent.policies import opennetlab, rtc_history
 from netlab.agent.policies.base import Policy
-from netlab.agent.policies.opennetlab import initial_checkpoint
 from netlab.errors import NetlabError
 from netlab.learning.ppo import PPOConfig, PPOLearner
 from netlab.learning.rollout import Rollout
@@ -58,6 +59,9 @@ class PretrainConfig:
     start: str | None = None  # a checkpoint to start from; None: a fresh initial policy
     fixed_rate_bps: float = 1_000_000.0
     reward: str = "onl"  # endpoints.agent_rtc.REWARDS: onl (OpenNetLab's) or qoe
+    #: a fresh policy's states per observation: 1 is OpenNetLab's rtc-onl4, more an
+    #: rtc-hist policy (relative actions); a ``start`` checkpoint brings its own
+    history: int = 1
     ppo: PPOConfig = field(default_factory=lambda: PRETRAIN_PPO)
 
 
@@ -70,6 +74,19 @@ class PretrainResult:
     sim_s: float
     wall_s: float
     evaluation: dict[str, dict[str, float | None]]
+
+
+def fresh_checkpoint(config: PretrainConfig) -> dict[str, Any]:
+    """The untrained policy pretraining starts from: OpenNetLab's shape, or an
+    ``rtc-hist`` policy of ``config.history`` states."""
+    if config.history == 1:
+        return opennetlab.initial_checkpoint(config.seed)
+    try:
+        return rtc_history.initial_checkpoint(config.seed, config.history,
+                                              step_ms=round(config.step_s * 1000))
+    except ValueError as exc:
+        raise NetlabError(f"history {config.history}: {exc}", where="--history",
+                          fix=f"give 1 (OpenNetLab's state) to {MAX_HISTORY} states") from None
 
 
 def select_traces(patterns: Sequence[str]) -> list[Trace]:
@@ -168,10 +185,12 @@ def pretrain(config: PretrainConfig, out: Path, *,
     started = time.monotonic()
     rng = np.random.default_rng(config.seed)
     ppo = replace(config.ppo, seed=config.seed)
-    learner = PPOLearner(config.start if config.start else initial_checkpoint(config.seed), ppo)
+    learner = PPOLearner(config.start if config.start else fresh_checkpoint(config), ppo)
     sim_config = SimConfig(step_s=config.step_s, duration_s=config.episode_s,
-                           link=link or LinkShape(), record=False, reward=config.reward)
-    env = SimEnv(traces, sim_config)
+                           link=link or LinkShape(), record=False, reward=config.reward,
+                           contract=rtc_contract(str(learner.spec["contract"]),
+                                                 learner.obs_size))
+    env = SimEnv(traces, sim_config, action=learner.spec.get("action"))
     curves_path = out.with_suffix(".csv")
     curves_path.parent.mkdir(parents=True, exist_ok=True)
     total_sim = 0.0

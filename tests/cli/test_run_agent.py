@@ -56,3 +56,26 @@ def test_decision_interval_sets_how_often_a_policy_flow_asks(tmp_path: Path) -> 
     assert flows["fast"]["decisions"] > 1.5 * flows["step"]["decisions"] > 0
     # the flows run unprivileged, allowed the decision-wait rung (labcore.priority)
     assert {f["wait_priority"] for f in flows.values()} == {"fifo"}
+
+
+def test_history_policy_flow_sends_its_states_and_scales_its_estimate(tmp_path: Path) -> None:
+    """An ``rtc-hist`` checkpoint: the lab tells the receiver the contract and history
+    the agent serves, the flow sends 4 × N values, and a fresh policy (×1 answers)
+    keeps the call at the sender's 300 kbit/s start on a 3 Mbit/s link."""
+    from netlab.agent.policies import rtc_history
+
+    checkpoint = tmp_path / "hist.pth"
+    torch.save(rtc_history.initial_checkpoint(seed=2, history=6), checkpoint)
+    scenario = bundled_scenario("policy-vs-gcc", tmp_path, {
+        "name: policy-gcc": f"name: {unique_lab('ph')}", "duration: 20s": "duration: 8s",
+        "../models/opennetlab-pretrained.pth": str(checkpoint),
+        "deadline: 1ms": "deadline: 20ms"})
+    _run_dir, results = netlab_run(scenario, tmp_path / "runs", timeout=180)
+    (agent,) = results["agents"]
+    assert (agent["policy"]["contract"], agent["policy"]["obs_size"]) == ("rtc-hist", 24)
+    (flow,) = [f for f in agent["flows"] if f["flow"] == "policy"]
+    assert (flow["contract"], flow["history"]) == ("rtc-hist", 6)
+    assert flow["decisions"] >= 20 and not agent["server"]["errors"]
+    metrics = {f["id"]: f["metrics"] for f in results["flows"]}
+    assert 150_000 < metrics["policy"]["recv_rate_bps"] < 450_000
+    assert metrics["gcc"]["recv_rate_bps"] > 1_000_000

@@ -6,7 +6,7 @@ tensors), so it loads with ``torch.load(..., weights_only=True)``: no code
 runs when a checkpoint is opened. Layout::
 
     {"format": "netlab-policy", "version": 1,
-     "contract": "rtc-onl4",              # what flows declare in HELLO
+     "contract": "rtc-onl4",              # what flows declare in HELLO (or rtc-hist, ...)
      "obs_size": 4, "action_size": 1,
      "model": {"type": "mlp", "actor": [128, 64, 32], "critic": [128, 64, 32],
                "activation": "relu", "output": "sigmoid"}
@@ -14,6 +14,7 @@ runs when a checkpoint is opened. Layout::
               "reward_input": true, "activation": "relu", "output": "identity"},
      "observation": {"type": "identity"} | {"type": "affine", "mean": [...], "scale": [...]}
                   | {"type": "opennetlab", "low": 0.01, "high": 8, "unit": 1e6},
+                    (per state of 4: obs_size 4 × N is a history of N states)
      "action": {"type": "identity"} | {"type": "linear", "low": [...], "high": [...]}
              | {"type": "log", "low": 0.01, "high": 8, "unit": 1e6}
              | {"type": "discrete", "values": [...]},
@@ -151,8 +152,10 @@ class ObservationTransform:
             if self.mean.shape != (obs_size,) or self.scale.shape != (obs_size,):
                 raise SpecError(f"observation.mean/scale: {obs_size} values each")
         elif self.kind == "opennetlab":
-            if obs_size != 4:
-                raise SpecError("observation.type opennetlab needs obs_size 4")
+            if obs_size % 4 or obs_size == 0:
+                raise SpecError("observation.type opennetlab needs obs_size 4 (or 4 × N "
+                                "for a history of N states)")
+            self.states = obs_size // 4
             self.low, self.high = float(spec.get("low", 0.01)), float(spec.get("high", 8.0))
             self.unit = float(spec.get("unit", 1e6))
         elif self.kind != "identity":
@@ -165,8 +168,15 @@ class ObservationTransform:
         if self.kind == "identity":
             return np.ascontiguousarray(raw, dtype=np.float32)
         if self.kind == "opennetlab" and len(raw) <= SMALL_ROWS:
-            return np.array([self._onl_row(row) for row in raw.tolist()], dtype=np.float32)
+            if self.states == 1:
+                return np.array([self._onl_row(row) for row in raw.tolist()],
+                                dtype=np.float32)
+            return np.array([[x for i in range(0, len(row), 4)
+                              for x in self._onl_row(row[i:i + 4])] for row in raw.tolist()],
+                            dtype=np.float32)
         x = raw.astype(np.float64)
+        if self.kind == "opennetlab":  # a history: every state normalised alike
+            x = x.reshape(-1, 4)
         if self.kind == "affine":
             out = (x - self.mean) / self.scale
         else:
@@ -177,6 +187,7 @@ class ObservationTransform:
             out[:, 1] = np.minimum(x[:, 1] / 1000, 1)
             out[:, 2] = x[:, 2]
             out[:, 3] = _log_norm(x[:, 3], self.low, self.high, self.unit)
+            out = out.reshape(len(raw), -1)
         return out.astype(np.float32)
 
     def _onl_row(self, row: list[float]) -> list[float]:
@@ -191,7 +202,10 @@ class ObservationTransform:
 
     def describe(self) -> str:
         if self.kind == "opennetlab":
-            return ("OpenNetLab state over the receiver's window (60 ms in their gym) from raw "
+            history = (f"the last {self.states} states, newest first, each as " if
+                       self.states > 1 else "")
+            return (f"{history}OpenNetLab state over the receiver's window (60 ms in their gym) "
+                    "from raw "
                     "[receive_rate_bps, mean_queuing_delay_ms, loss_ratio, last_estimate_bps]: "
                     "log-normalised rates "
                     f"({self.low}–{self.high} × {self.unit:g}), min(delay/1000, 1), loss")

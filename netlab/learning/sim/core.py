@@ -40,7 +40,13 @@ import numpy as np
 import numpy.typing as npt
 
 from endpoints.agent_client import Decision
-from endpoints.agent_rtc import REWARDS, STEP_MS, OnlPacketWindow, PolicyEstimator
+from endpoints.agent_rtc import (
+    REWARDS,
+    STEP_MS,
+    OnlPacketWindow,
+    PolicyEstimator,
+    RtcContract,
+)
 from endpoints.metrics.summary import FlowSummary, rtc_flow_metrics
 from endpoints.rtc import logs
 from endpoints.rtc.estimators import DEFAULT_POLL_INTERVAL_S, ReceiverEstimator
@@ -87,6 +93,7 @@ class SimConfig:
     feedback_interval_s: float = DEFAULT_FEEDBACK_INTERVAL_S
     trace_offset_s: float = 0.0
     sender: SenderSettings = field(default_factory=SenderSettings)
+    contract: RtcContract = field(default_factory=RtcContract)  # what a policy is sent
     record: bool = True
     reward: str = "onl"  # a name in endpoints.agent_rtc.REWARDS
 
@@ -145,7 +152,8 @@ class RtcSimulation:
         receiver_estimator: ReceiverEstimator | None
         mode: EstimatorMode
         if estimator.kind == "policy":
-            self.policy = PolicyEstimator(self.answers, start_bps=round(config.sender.start_bps))
+            self.policy = PolicyEstimator(self.answers, start_bps=round(config.sender.start_bps),
+                                          contract=config.contract)
             self.policy.window = OnlPacketWindow(config.window_ms)
             receiver_estimator, mode = self.policy, "remb"
         else:
@@ -199,17 +207,25 @@ class RtcSimulation:
         packet (``PolicyEstimator.__init__``): it labels packets, no REMB carries it."""
         if self.policy is None:
             raise ValueError(f"the simulated flow's estimator is {self.controller}, not policy")
-        self.policy.estimate_bps = float(np.float32(bps))
+        self.policy.estimate_bps = self.policy.applied(float(np.float32(bps)))
 
     def state(self) -> list[float]:
         """OpenNetLab's raw state now: [receive bps, mean delay ms, loss ratio, estimate bps]."""
         return self.policy.window.state() if self.policy is not None else [0.0, 0.0, 0.0, 0.0]
 
+    def observation(self) -> list[float]:
+        """What the policy is sent at this poll, in its contract (the state, and for
+        ``rtc-hist`` the earlier ones)."""
+        if self.policy is None:
+            return [0.0] * self.config.contract.obs_size
+        return self.policy.observation(self.policy.window.state())
+
     def reward(self) -> float:
         return REWARDS[self.config.reward](self.state())
 
     def decide(self, bps: float) -> float:
-        """Answer the poll :meth:`advance` stopped at; returns the estimate sent in REMB."""
+        """Answer the poll :meth:`advance` stopped at with the policy's action (bit/s,
+        or a factor on the estimate with ``rtc-hist``); returns the estimate sent in REMB."""
         if not self._at_poll:
             raise RuntimeError("decide() answers a poll: call advance() first")
         self.answers.pending = float(bps)

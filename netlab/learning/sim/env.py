@@ -15,6 +15,10 @@ the state's window (:func:`step_reward`). One
 step is one receiver poll (60 ms by default, as OpenNetLab's gym; the lab's
 receivers poll every 200 ms). An episode ends by time (``truncated``); nothing terminates it early.
 
+With ``config.contract`` ``rtc-hist`` the observation is its history of
+states and ``action`` (the checkpoint's) maps the output to a factor on the
+estimate (:class:`endpoints.agent_rtc.RtcContract`).
+
 ``reset(seed=..., options={"trace": Trace or corpus name, "seed": sim seed})``;
 without a trace option one of the env's traces is drawn with its
 ``np_random``.
@@ -22,7 +26,7 @@ without a trace option one of the env's traces is drawn with its
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -63,13 +67,17 @@ class SimEnv(gym.Env[ObsArray, npt.NDArray[np.float32]]):
     """One simulated call per episode over a trace (see the module docstring)."""
 
     def __init__(self, traces: Sequence[Trace | str] = (), config: SimConfig | None = None,
-                 reward: str | None = None) -> None:
+                 reward: str | None = None, action: Mapping[str, Any] | None = None) -> None:
         self.traces = [as_trace(t) for t in traces]
         self.config = config or SimConfig(record=False)
         self.reward = reward or self.config.reward
         if self.reward not in REWARDS:
             raise ValueError(f"reward {self.reward!r}: one of {', '.join(sorted(REWARDS))}")
-        self.observation_space = gym.spaces.Box(0.0, np.inf, shape=(4,), dtype=np.float32)
+        # The checkpoint's action transform (OpenNetLab's log_to_linear by default).
+        self.to_action = _TO_BPS if action is None else ActionTransform(action, 1)
+        self.obs_size = self.config.contract.obs_size
+        self.observation_space = gym.spaces.Box(0.0, np.inf, shape=(self.obs_size,),
+                                                dtype=np.float32)
         self.action_space = gym.spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
         self.sim: RtcSimulation | None = None
         self._first = True
@@ -90,22 +98,23 @@ class SimEnv(gym.Env[ObsArray, npt.NDArray[np.float32]]):
             sim_seed = int(self.np_random.integers(1 << 31))
         self.sim = RtcSimulation(trace, self.config, int(sim_seed))
         self._first = True
-        return np.zeros(4, dtype=np.float32), {"trace": trace.name, "seed": int(sim_seed)}
+        return (np.zeros(self.obs_size, dtype=np.float32),
+                {"trace": trace.name, "seed": int(sim_seed)})
 
     def step(self, action: npt.NDArray[np.float32]
              ) -> tuple[ObsArray, SupportsFloat, bool, bool, dict[str, Any]]:
         sim = self.sim
         if sim is None:
             raise RuntimeError("call reset() before step()")
-        bps = action_to_bps(float(np.asarray(action, dtype=np.float64).reshape(-1)[0]))
+        raw = np.asarray(action, dtype=np.float64).reshape(1, -1)[:, :1]
+        value = float(self.to_action(raw)[0, 0])  # bit/s, or a factor with rtc-hist
         if self._first:
-            sim.set_initial_estimate(bps)
+            sim.set_initial_estimate(value)
             self._first = False
         else:
-            sim.decide(bps)
+            sim.decide(value)
         at_poll = sim.advance()
-        state = sim.state()
         info = {"t_s": sim.now_us / 1e6, "estimate_bps": sim.estimate_bps,
                 "target_bps": sim.sender.target_bps, "fresh": sim.fresh}
-        return (np.asarray(state, dtype=np.float32), step_reward(sim, self.reward), False,
-                not at_poll, info)
+        return (np.asarray(sim.observation(), dtype=np.float32), step_reward(sim, self.reward),
+                False, not at_poll, info)

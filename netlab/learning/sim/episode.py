@@ -1,9 +1,10 @@
 """Run one simulated call under a controller (a policy, GCC or a fixed estimate) and score it.
 
 A :class:`~netlab.agent.policies.base.Policy` is asked exactly as the lab's
-agent asks it: the raw ``rtc-onl4`` state in, a physical estimate out, one
-batch of one per poll, deterministic (``explore=False``, the lab's default),
-with the last reward for recurrent models. Its first answer is to a zero
+agent asks it: the raw state of its contract (``rtc-onl4`` or ``rtc-hist``)
+in, an estimate (or a factor on it) out, one batch of one per poll,
+deterministic (``explore=False``, the lab's default), with the last reward
+for recurrent models. Its first answer is to a zero
 state before any packet, as ``PolicyEstimator`` asks. Any other controller
 is what a scenario's ``estimator:`` says (``gcc``, ``fixed:RATE``,
 ``plugin:PATH``) and runs as the lab runs it. Metrics and the OpenNetLab
@@ -14,13 +15,15 @@ score come from the simulated packet records through ``endpoints.metrics``
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from netlab.agent.policies.base import Policy
+from endpoints.agent_rtc import rtc_contract
+from netlab.agent.policies.base import Policy, PolicyInfo
+from netlab.errors import NetlabError
 from netlab.learning.sim.core import POLICY, RtcSimulation, SimConfig
 from netlab.learning.sim.env import step_reward
 from netlab.scenario.model import Estimator
@@ -68,10 +71,23 @@ def controller_estimator(controller: Controller) -> Estimator:
     return Estimator("fixed", rate_bps=round(controller))
 
 
+def with_contract(config: SimConfig, info: PolicyInfo) -> SimConfig:
+    """``config`` sending what the policy ``info`` reads (``rtc-onl4`` or ``rtc-hist``)."""
+    try:
+        contract = rtc_contract(info.contract, info.obs_size)
+    except ValueError as exc:
+        raise NetlabError(f"this policy cannot estimate an RTC flow: {exc}",
+                          where=f"policy contract {info.contract}",
+                          fix="use an rtc-onl4 or rtc-hist checkpoint") from None
+    return config if contract == config.contract else replace(config, contract=contract)
+
+
 def simulate(controller: Controller, trace: Trace, config: SimConfig, seed: int = 0,
              base_dir: Path | None = None) -> tuple[RtcSimulation, list[float]]:
     """One call over ``trace`` under ``controller``, run to its end: the simulation
     (its records) and the rewards seen at a policy's polls."""
+    if isinstance(controller, Policy):
+        config = with_contract(config, controller.info)
     sim = RtcSimulation(trace, config, seed, controller_estimator(controller), base_dir)
     if isinstance(controller, Policy):
         return sim, _drive(sim, controller)
@@ -110,10 +126,10 @@ def _drive(sim: RtcSimulation, policy: Policy) -> list[float]:
         state = out.states[0]
         return float(out.actions[0, 0])
 
-    sim.set_initial_estimate(answer([0.0, 0.0, 0.0, 0.0]))
+    sim.set_initial_estimate(answer([0.0] * sim.config.contract.obs_size))
     rewards: list[float] = []
     while sim.advance():
-        observation = sim.state()
+        observation = sim.observation()
         reward = step_reward(sim, sim.config.reward)
         rewards.append(reward)
         # A poll without new packets keeps the estimate and asks no one (PolicyEstimator).

@@ -27,3 +27,18 @@ def test_small_batches_normalise_and_act_as_large_ones() -> None:
         small = to_action(y[start:start + SMALL_ROWS])
         assert small.dtype == np.float32 and small.shape == (SMALL_ROWS, 1)
         np.testing.assert_allclose(small, actions[start:start + SMALL_ROWS], rtol=1e-6)
+
+
+def test_a_history_normalises_every_state_as_one() -> None:
+    """``rtc-hist``'s 4 × N observation: each state as OpenNetLab's, in both paths."""
+    rng = np.random.default_rng(8)
+    states = np.stack([rng.uniform(0, 4e7, 30), rng.uniform(-50, 3000, 30),
+                       rng.uniform(0, 1, 30), rng.uniform(0, 4e7, 30)], axis=1)
+    history = states.reshape(-1, 12).astype(np.float32)  # 10 rows of 3 states
+    spec = {**OBSERVATION, "high": 32.0}
+    one = ObservationTransform(spec, 4).numpy(states.astype(np.float32)).reshape(-1, 12)
+    observe = ObservationTransform(spec, 12)
+    np.testing.assert_allclose(observe.numpy(history), one, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(observe.numpy(history[:SMALL_ROWS]), one[:SMALL_ROWS],
+                               rtol=1e-6, atol=1e-7)
+    assert "the last 3 states" in observe.describe()

@@ -57,3 +57,15 @@ def test_sim_and_pretrain_commands(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "opennetlab-pretrained" in table and "fixed 1Mbit" in table
     assert main(["sim", "--fixed", "1Mbit", "--trace", "steps/1-3-1mbit",
                  "--step", "5ms"]) == 1  # below the receiver's 10 ms poll floor
+
+
+def test_pretraining_a_history_policy(tmp_path: Path) -> None:
+    config = PretrainConfig(traces=("steps/1-3-1mbit",), updates=1, seed=3, episode_s=4.0,
+                            batch_steps=64, history=6)
+    out = tmp_path / "hist.pth"
+    pretrain(config, out)
+    info = load_policy(out).info
+    assert (info.contract, info.obs_size, info.step_ms) == ("rtc-hist", 24, 200)
+    with pytest.raises(NetlabError) as caught:
+        pretrain(PretrainConfig(updates=1, history=99), tmp_path / "bad.pth")
+    assert caught.value.where == "--history"

@@ -128,3 +128,40 @@ def test_mahimahi_trace_and_policy_episode() -> None:
     assert result.polls >= 45 and result.decisions >= 40
     assert 0 < result.metrics["recv_rate_bps"] < 8e6
     assert 0 < result.scores["network"] <= 100
+
+
+def test_history_env_sends_past_states_and_scales_the_estimate() -> None:
+    """An ``rtc-hist`` env: 4 × N observations whose older states are the earlier
+    polls', and an action that multiplies the estimate (log scale 0.5–2)."""
+    from endpoints.agent_rtc import RtcContract
+    from netlab.agent.policies import rtc_history
+
+    config = SimConfig(duration_s=3.0, step_s=0.2, window_ms=200, record=False,
+                       contract=RtcContract("rtc-hist", 3))
+    env = SimEnv(["steps/1-3-1mbit"], config, action=rtc_history.ACTION)
+    obs, _ = env.reset(seed=1)
+    assert obs.shape == (12,) and not obs.any()
+    start = env.sim.estimate_bps if env.sim is not None else 0.0
+    double = np.array([1.0], dtype=np.float32)  # the top of the range: ×2
+    previous, _, _, _, info = env.step(double)
+    assert info["estimate_bps"] == pytest.approx(2 * start)
+    obs, _, _, _, info = env.step(double)
+    assert info["estimate_bps"] == pytest.approx(4 * start)
+    np.testing.assert_array_equal(obs[4:8], previous[:4])
+    hold = np.array([0.5], dtype=np.float32)
+    obs2, _, _, _, info = env.step(hold)
+    assert info["estimate_bps"] == pytest.approx(4 * start, rel=1e-6)
+    np.testing.assert_array_equal(obs2[4:12], obs[:8])
+
+
+def test_a_fresh_history_policy_holds_its_estimate() -> None:
+    """Its actor starts near zero, so a fresh ``rtc-hist`` policy answers ×1 and the
+    call stays at the sender's start rate instead of drifting to a bound."""
+    from netlab.agent.policies import rtc_history
+    from netlab.agent.policies.spec import SpecPolicy
+
+    policy = SpecPolicy(rtc_history.initial_checkpoint(seed=4, history=5))
+    result = run_episode(policy, load_trace("cellular/tmobile-lte-short.down"),
+                         SimConfig(duration_s=10.0, step_s=0.2, window_ms=200), seed=1)
+    assert result.decisions >= 40
+    assert 200_000 < result.metrics["recv_rate_bps"] < 400_000  # the 300 kbit/s start
