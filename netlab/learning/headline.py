@@ -29,7 +29,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,8 @@ class HeadlineConfig:
     #: states per observation of the start policy: 1 is OpenNetLab's rtc-onl4,
     #: more an rtc-hist policy (endpoints.agent_rtc.RtcContract)
     start_history: int = 1
+    #: PPO settings of the start's pretraining over netlab.learning.pretrain.PRETRAIN_PPO
+    start_ppo: Mapping[str, Any] = field(default_factory=dict)
     converge_updates: int = 30
     eval_parallel: int = 3
     eval_repeat: int = 1
@@ -102,6 +104,12 @@ def load_headline(path: Path) -> HeadlineConfig:
         return (path.parent / value).resolve()
 
     start = dict(data.get("start") or {})
+    from netlab.learning.ppo import PPOConfig
+
+    ppo_keys = {f.name for f in fields(PPOConfig)}
+    if not isinstance(start.get("ppo") or {}, dict) or set(start.get("ppo") or {}) - ppo_keys:
+        raise NetlabError(f"start.ppo {start.get('ppo')!r}", where=f"{path}: start.ppo",
+                          fix=f"a mapping of PPO settings: {sorted(ppo_keys)}")
     sim = dict(data.get("sim") or {})
     evaluation = dict(data.get("eval") or {})
     seeds = tuple(int(s) for s in data.get("seeds", (1, 2, 3)))
@@ -112,7 +120,7 @@ def load_headline(path: Path) -> HeadlineConfig:
         source=path.resolve(), out=resolve("out"), finetune=resolve("finetune"),
         test_set=resolve("test_set"), result=resolve("result"), seeds=seeds,
         start_minutes=float(start.get("minutes", 5.0)), start_seed=int(start.get("seed", 0)),
-        start_history=int(start.get("history", 1)),
+        start_history=int(start.get("history", 1)), start_ppo=dict(start.get("ppo") or {}),
         converge_updates=int(sim.get("converge_updates", 30)),
         eval_parallel=int(evaluation.get("parallel", 3)),
         eval_repeat=int(evaluation.get("repeat", 1)),
@@ -206,12 +214,13 @@ def _train_windows(config: HeadlineConfig) -> tuple[Any, list[Any], Any]:
 
 def run_start(config: HeadlineConfig, report: Callable[[dict[str, float]], None] | None = None
               ) -> Path:
-    from netlab.learning.pretrain import PretrainConfig, pretrain
+    from netlab.learning.pretrain import PRETRAIN_PPO, PretrainConfig, pretrain
 
     tune, traces, link = _train_windows(config)
     settings = PretrainConfig(minutes=config.start_minutes, seed=config.start_seed,
                               episode_s=_episode_s(tune), reward=tune.reward,
-                              history=config.start_history)
+                              history=config.start_history,
+                              ppo=replace(PRETRAIN_PPO, **config.start_ppo))
     return pretrain(settings, config.checkpoint("start"), report=report, link=link,
                     traces=traces).checkpoint
 
@@ -368,6 +377,7 @@ def build_report(config: HeadlineConfig) -> dict[str, Any]:
                      "sim_converge_updates": config.converge_updates,
                      "start_minutes": config.start_minutes,
                      "start_history": config.start_history,
+                     "start_ppo": dict(config.start_ppo),
                      "lab_episodes": training_counts(config)},
         "camera": _camera(),
         "commit": _git_commit(config.source.parent),

@@ -148,3 +148,14 @@ def test_a_headline_report_reads_the_evaluations(tmp_path: Path) -> None:
     assert report["camera"]["fps"] == 30.0
     lines = headline.summary_lines(json.loads(json.dumps(report)))
     assert any(line.strip().startswith("emu_tuned-gcc") for line in lines)
+
+
+def test_the_shipped_start_is_a_history_policy_and_bad_ppo_is_refused(tmp_path: Path) -> None:
+    config = headline.load_headline(REPO / "configs/headline.yaml")
+    assert config.start_history == 10
+    source = (REPO / "configs/headline.yaml").read_text()
+    bad = tmp_path / "headline.yaml"
+    bad.write_text(source.replace("history: 10", "history: 10, ppo: {learning_rate: 1}"))
+    with pytest.raises(NetlabError) as caught:
+        headline.load_headline(bad)
+    assert caught.value.where.endswith("start.ppo") and "lr" in (caught.value.fix or "")
