@@ -155,7 +155,7 @@ def test_the_shipped_start_is_a_history_policy_and_bad_ppo_is_refused(tmp_path: 
     assert config.start_history == 10
     source = (REPO / "configs/headline.yaml").read_text()
     bad = tmp_path / "headline.yaml"
-    bad.write_text(source.replace("history: 10", "history: 10, ppo: {learning_rate: 1}"))
+    bad.write_text(source.replace("ppo: {lr: 0.0003, epochs: 4}", "ppo: {learning_rate: 1}"))
     with pytest.raises(NetlabError) as caught:
         headline.load_headline(bad)
     assert caught.value.where.endswith("start.ppo") and "lr" in (caught.value.fix or "")
