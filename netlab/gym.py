@@ -19,7 +19,10 @@ applied (the flow keeps its last estimate, as it does with the agent), and
 ``action_applied``, ``late_actions`` so far. Spaces are OpenNetLab's: the
 observation is their normalised 4-feature state (log receive rate, delay/1 s,
 loss, log last estimate), the action their sigmoid output in [0, 1]
-mapped to 10 kbit/s–8 Mbit/s on a log scale.
+mapped to 10 kbit/s–8 Mbit/s on a log scale. ``LabRtcEnv(history=N)`` with
+N > 1 speaks contract ``rtc-hist`` instead (the last N states, newest first,
+rates normalised up to 32 Mbit/s; the action a factor of 0.5–2 on the flow's
+estimate), as :mod:`netlab.agent.policies.rtc_history` serves it.
 
 Needs root (network namespaces), like every lab. ``gymnasium.make
 ("netlab/LabRtc-v0", envs=[...])`` works once this module is imported.
@@ -44,11 +47,11 @@ import numpy.typing as npt
 from gymnasium import spaces
 
 from endpoints import agent_protocol as proto
-from endpoints.agent_rtc import STEP_MS
+from endpoints.agent_rtc import STEP_MS, RtcContract, rtc_contract
 from endpoints.metrics.objectives import NEEDS_CAPACITY, REWARDS
 from netlab.agent.interval import DecisionTiming, decision_timing
 from netlab.agent.lab import RTC_POLICY_RECEIVER, AgentSet
-from netlab.agent.policies.opennetlab import ACTION, CONTRACT, OBS_SIZE, OBSERVATION
+from netlab.agent.policies import opennetlab, rtc_history
 from netlab.agent.policies.spec import ActionTransform, ObservationTransform
 from netlab.errors import NetlabError
 from netlab.learning.scenario_set import EnvConfig, env_trace, offered_before, scenario_for
@@ -79,6 +82,7 @@ class DecisionServer:
     HELLO is answered at once, every OBSERVE is queued for :meth:`next`."""
 
     path: Path
+    contract: RtcContract = field(default_factory=RtcContract)
     observations: queue.Queue[_Observation] = field(default_factory=queue.Queue)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -131,16 +135,17 @@ class DecisionServer:
         if frame.kind is proto.Kind.HELLO:
             with contextlib.suppress(OSError):
                 conn.send(proto.encode(proto.Kind.HELLO_OK, frame.flow, 0, frame.t_ns,
-                                       [OBS_SIZE, 1], text=CONTRACT))
+                                       [self.contract.obs_size, 1],
+                                       text=self.contract.name))
         elif frame.kind is proto.Kind.OBSERVE:
             self.observations.put(_Observation(conn, frame, time.monotonic_ns()))
 
     @staticmethod
-    def reply(obs: _Observation, action_bps: float) -> int:
+    def reply(obs: _Observation, action: float) -> int:
         """Send the action for ``obs``; returns the reply's CLOCK_MONOTONIC ns."""
         with contextlib.suppress(OSError):
             obs.conn.send(proto.encode(proto.Kind.ACTION, obs.frame.flow, obs.frame.seq,
-                                       obs.frame.t_ns, [action_bps]))
+                                       obs.frame.t_ns, [action]))
         return time.monotonic_ns()
 
     def stop(self) -> None:
@@ -159,6 +164,7 @@ class _EnvAgents(AgentSet):
 
     socket_path: Path = Path()
     deadline_s: float = DEFAULT_DEADLINE_S
+    contract: RtcContract = field(default_factory=RtcContract)
 
     def rtc_receiver(self, host: str, flow_index: int, decision_interval_s: float | None = None
                      ) -> tuple[str, str, DecisionTiming]:
@@ -166,9 +172,11 @@ class _EnvAgents(AgentSet):
         receiver's 200 ms poll, over OpenNetLab's 60 ms window as the simulator's."""
         deadline_us = max(1, round(self.deadline_s * 1e6))
         timing = decision_timing(decision_interval_s, None, float(STEP_MS))
+        contract = (f"&contract={self.contract.name}&history={self.contract.history}"
+                    if self.contract.relative else "")
         return RTC_POLICY_RECEIVER, (f"policy:{self.socket_path}?deadline={deadline_us}us"
                                      f"&fallback=keep&flow={flow_index + 1}"
-                                     f"&window={STEP_MS}ms"), timing
+                                     f"&window={STEP_MS}ms{contract}"), timing
 
     def stop(self) -> list[dict[str, Any]]:
         return []
@@ -181,11 +189,19 @@ class LabRtcEnv(gymnasium.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]])
 
     def __init__(self, envs: list[EnvConfig] | None = None, *, lab: str = "ftgym",
                  deadline_s: float = DEFAULT_DEADLINE_S, backend: str | None = None,
-                 work_dir: str | Path | None = None, reward: str = "onl") -> None:
+                 work_dir: str | Path | None = None, reward: str = "onl",
+                 history: int = 1) -> None:
         super().__init__()
         if reward not in REWARDS:
             raise NetlabError(f"unknown reward {reward!r}", where="LabRtcEnv(reward=...)",
                               fix=f"use one of {', '.join(sorted(REWARDS))}")
+        try:
+            self.contract = rtc_contract(opennetlab.CONTRACT if history == 1
+                                         else rtc_history.CONTRACT, 4 * history)
+        except ValueError as exc:
+            raise NetlabError(str(exc), where="LabRtcEnv(history=...)",
+                              fix="1 (OpenNetLab's state) to 64 states") from None
+        policy = rtc_history if self.contract.relative else opennetlab
         self.reward = reward
         self.envs = envs or [EnvConfig()]
         self.lab_name = lab
@@ -194,13 +210,14 @@ class LabRtcEnv(gymnasium.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]])
         self._tmp = tempfile.TemporaryDirectory(prefix="netlab-gym-") if work_dir is None \
             else None
         self.work_dir = Path(self._tmp.name if self._tmp is not None else str(work_dir))
-        self._obs_low = np.array([0, -1, 0, 0], dtype=np.float32)  # delay is relative
-        self._obs_high = np.ones(4, dtype=np.float32)
+        # delay is relative to the first packet's, so it can be negative
+        self._obs_low = np.tile(np.array([0, -1, 0, 0], dtype=np.float32), history)
+        self._obs_high = np.ones(self.contract.obs_size, dtype=np.float32)
         self.observation_space = spaces.Box(low=self._obs_low, high=self._obs_high,
                                             dtype=np.float32)
         self.action_space = spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
-        self._normalise = ObservationTransform(OBSERVATION, OBS_SIZE)
-        self._to_bps = ActionTransform(ACTION, 1)
+        self._normalise = ObservationTransform(policy.OBSERVATION, self.contract.obs_size)
+        self._to_action = ActionTransform(policy.ACTION, 1)
         self._episode = 0
         self._lab: Any = None
         self._server: DecisionServer | None = None
@@ -208,7 +225,7 @@ class LabRtcEnv(gymnasium.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]])
         self._replays: TraceReplays | None = None
         self._abort = threading.Event()
         self._pending: _Observation | None = None
-        self._last_obs = np.zeros(4, dtype=np.float32)
+        self._last_obs = np.zeros(self.contract.obs_size, dtype=np.float32)
         self._late = 0
         self._steps = 0
         self.current: EnvConfig | None = None
@@ -278,11 +295,12 @@ class LabRtcEnv(gymnasium.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]])
                                 deadline_s=self.deadline_s)
         self._lab = lifecycle.up(scenario, backend=self.backend)
         self._trace = env_trace(env) if self.reward in NEEDS_CAPACITY else None
-        server = DecisionServer(directory / "agent.sock")
+        server = DecisionServer(directory / "agent.sock", self.contract)
         server.start()
         self._server = server
         run_dir = new_run_dir(directory / "runs", scenario.name)
-        agents = _EnvAgents(run_dir, socket_path=server.path, deadline_s=self.deadline_s)
+        agents = _EnvAgents(run_dir, socket_path=server.path, deadline_s=self.deadline_s,
+                            contract=self.contract)
         runner = FlowRunner(scenario, self._lab.plan, self._lab.journal, run_dir, agents)
         self._abort.clear()
         self.run_error = None
@@ -318,14 +336,16 @@ class LabRtcEnv(gymnasium.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]])
             raise NetlabError("step() before reset()", where="LabRtcEnv.step",
                               fix="call reset() first (and again after truncation)")
         value = float(np.clip(np.asarray(action, dtype=np.float32).reshape(-1)[0], 0.0, 1.0))
-        action_bps = float(self._to_bps(np.array([[value]]))[0, 0])
+        # bit/s, or with rtc-hist a factor on the flow's estimate
+        applied_value = float(self._to_action(np.array([[value]]))[0, 0])
         pending = self._pending
-        replied_ns = self._server.reply(pending, action_bps)
+        replied_ns = self._server.reply(pending, applied_value)
         delay_ms = (replied_ns - pending.frame.t_ns) / 1e6
         applied = delay_ms <= self.deadline_s * 1e3
         self._late += 0 if applied else 1
         self._steps += 1
-        info: dict[str, Any] = {"action_bps": action_bps, "action_delay_ms": delay_ms,
+        key = "action_factor" if self.contract.relative else "action_bps"
+        info: dict[str, Any] = {key: applied_value, "action_delay_ms": delay_ms,
                                 "action_applied": applied, "late_actions": self._late,
                                 "steps": self._steps}
         nxt = self._next_observation()

@@ -52,7 +52,7 @@ def test_steps_are_wall_clock_and_apply_the_action(env: Any) -> None:
     assert float(np.median(waits)) > 100.0
     assert float(np.median(delays)) < 50.0  # the deadline the flow waits for
     assert info["late_actions"] <= steps // 4
-    expected = float(env.unwrapped._to_bps(np.array([[0.93]]))[0, 0])
+    expected = float(env.unwrapped._to_action(np.array([[0.93]]))[0, 0])
     assert info["action_bps"] == pytest.approx(expected)
     # last-estimate feature, normalised like OpenNetLab: log(4.6M) on 10k..8M.
     assert obs[3] == pytest.approx(0.93, abs=0.02)
@@ -76,3 +76,26 @@ def test_reward_is_a_parameter_and_capacity_reads_the_trace() -> None:
     # A constant 2 Mbit/s trace (bw_ratio 1): what it offered over every window.
     assert capacities and all(c == pytest.approx(2e6) for c in capacities), capacities
     assert all(0.0 <= r <= 1.0 for r in rewards) and max(rewards) > 0.5, rewards
+
+
+def test_a_history_env_speaks_rtc_hist() -> None:
+    """``history=3``: 12-value observations whose older states are the earlier
+    steps', and actions that multiply the flow's estimate (×2 from the top)."""
+    with pytest.raises(NetlabError, match="no RTC contract"):
+        gymnasium.make("netlab/LabRtc-v0", envs=[ENV], history=0)
+    made = gymnasium.make("netlab/LabRtc-v0", envs=[ENV], lab="fttgymh", history=3)
+    try:
+        first, _ = made.reset(seed=2)
+        assert first.shape == (12,) and made.observation_space.contains(first)
+        seen = [first]
+        truncated = False
+        while not truncated and len(seen) < 6:
+            obs, _, _, truncated, info = made.step(np.array([1.0], dtype=np.float32))
+            if not truncated:
+                seen.append(obs)
+        assert info["action_factor"] == pytest.approx(2.0)
+    finally:
+        made.close()
+    for older, newer in zip(seen[1:], seen[2:], strict=False):
+        np.testing.assert_array_equal(newer[4:8], older[:4])
+    assert seen[5][3] > seen[2][3] > 0  # the last estimate grows as it is doubled
