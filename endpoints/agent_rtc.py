@@ -145,6 +145,11 @@ class RtcContract:
     def obs_size(self) -> int:
         return STATE_SIZE * self.history
 
+    def receiver_options(self) -> str:
+        """What a ``policy:SOCKET?...`` argument adds for this contract (nothing
+        for ``rtc-onl4``, the receiver's default)."""
+        return f"&contract={self.name}&history={self.history}" if self.relative else ""
+
 
 def rtc_contract(name: str, obs_size: int) -> RtcContract:
     """The contract a checkpoint declares (its name and observation size)."""
@@ -193,6 +198,8 @@ class PolicyEstimator:
     def observation(self, state: list[float]) -> list[float]:
         """What the agent is sent for ``state``: it, then the states of earlier
         decisions newest first, zeros where the call is younger than the history."""
+        if self.contract.history == 1:  # rtc-onl4: the state itself, every decision
+            return state
         rows = [state, *itertools.islice(self._past, self.contract.history - 1)]
         flat = [x for row in rows for x in row]
         return flat + [0.0] * (self.contract.obs_size - len(flat))

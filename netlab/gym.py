@@ -47,7 +47,7 @@ import numpy.typing as npt
 from gymnasium import spaces
 
 from endpoints import agent_protocol as proto
-from endpoints.agent_rtc import STEP_MS, RtcContract, rtc_contract
+from endpoints.agent_rtc import MAX_HISTORY, STATE_SIZE, STEP_MS, RtcContract, rtc_contract
 from endpoints.metrics.objectives import NEEDS_CAPACITY, REWARDS
 from netlab.agent.interval import DecisionTiming, decision_timing
 from netlab.agent.lab import RTC_POLICY_RECEIVER, AgentSet
@@ -172,11 +172,10 @@ class _EnvAgents(AgentSet):
         receiver's 200 ms poll, over OpenNetLab's 60 ms window as the simulator's."""
         deadline_us = max(1, round(self.deadline_s * 1e6))
         timing = decision_timing(decision_interval_s, None, float(STEP_MS))
-        contract = (f"&contract={self.contract.name}&history={self.contract.history}"
-                    if self.contract.relative else "")
         return RTC_POLICY_RECEIVER, (f"policy:{self.socket_path}?deadline={deadline_us}us"
                                      f"&fallback=keep&flow={flow_index + 1}"
-                                     f"&window={STEP_MS}ms{contract}"), timing
+                                     f"&window={STEP_MS}ms{self.contract.receiver_options()}"
+                                     ), timing
 
     def stop(self) -> list[dict[str, Any]]:
         return []
@@ -197,10 +196,10 @@ class LabRtcEnv(gymnasium.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]])
                               fix=f"use one of {', '.join(sorted(REWARDS))}")
         try:
             self.contract = rtc_contract(opennetlab.CONTRACT if history == 1
-                                         else rtc_history.CONTRACT, 4 * history)
+                                         else rtc_history.CONTRACT, STATE_SIZE * history)
         except ValueError as exc:
             raise NetlabError(str(exc), where="LabRtcEnv(history=...)",
-                              fix="1 (OpenNetLab's state) to 64 states") from None
+                              fix=f"1 (OpenNetLab's state) to {MAX_HISTORY} states") from None
         policy = rtc_history if self.contract.relative else opennetlab
         self.reward = reward
         self.envs = envs or [EnvConfig()]

@@ -28,7 +28,7 @@ from typing import Any
 
 import psutil
 
-from endpoints.agent_rtc import HISTORY_CONTRACT, STATE_SIZE
+from endpoints.agent_rtc import HISTORY_CONTRACT, STATE_SIZE, RtcContract
 from netlab import paths
 from netlab.agent.interval import DecisionTiming, decision_timing
 from netlab.agent.stats import percentiles
@@ -87,13 +87,14 @@ class AgentSet:
         timing = decision_timing(decision_interval_s, _number(agent.serving.get("step_ms")),
                                  _number(agent.serving.get("window_ms")))
         window_us = max(1, round(timing.window_ms * 1e3))
-        contract = ""  # rtc-onl4, the receiver's default
         obs_size = agent.serving.get("obs_size")
-        if agent.serving.get("contract") == HISTORY_CONTRACT and isinstance(obs_size, int):
-            contract = f"&contract={HISTORY_CONTRACT}&history={obs_size // STATE_SIZE}"
+        contract = (RtcContract(HISTORY_CONTRACT, obs_size // STATE_SIZE)
+                    if agent.serving.get("contract") == HISTORY_CONTRACT
+                    and isinstance(obs_size, int) else RtcContract())
         return RTC_POLICY_RECEIVER, (f"policy:{agent.socket}?deadline={deadline_us}us"
                                      f"&fallback={fallback}&flow={flow_index + 1}"
-                                     f"&window={window_us}us{contract}"), timing
+                                     f"&window={window_us}us{contract.receiver_options()}"
+                                     ), timing
 
     def tcp_sender(self, host: str, flow_index: int) -> str:
         """The TCP sender's ``--policy`` value for a flow sent from ``host``. The

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -96,6 +97,6 @@ def test_a_history_env_speaks_rtc_hist() -> None:
         assert info["action_factor"] == pytest.approx(2.0)
     finally:
         made.close()
-    for older, newer in zip(seen[1:], seen[2:], strict=False):
+    for older, newer in itertools.pairwise(seen[1:]):
         np.testing.assert_array_equal(newer[4:8], older[:4])
     assert seen[5][3] > seen[2][3] > 0  # the last estimate grows as it is doubled
