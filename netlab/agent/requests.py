@@ -134,15 +134,18 @@ class Admission:
 
 def learn_arrivals(requests: list[Request], polled: bool) -> None:
     """Each request's flow learns when it came (after the replies: the sorting this
-    takes is no part of any round trip). The flow's send time is used if plausible;
-    how long requests take from it to the socket is learnt apart, from requests read
-    while polling (their read times are exact)."""
+    takes is no part of any round trip)."""
     for request in requests:
-        arrivals = request.flow.arrivals
-        if arrivals is None:
-            continue
-        recv_ns, t_ns = request.recv_ns, request.frame.t_ns
-        sent = t_ns if recv_ns - PLAUSIBLE_SEND_NS < t_ns <= recv_ns else recv_ns
-        if polled:
-            arrivals.reached(recv_ns - sent)
-        arrivals.arrived(sent)
+        if request.flow.arrivals is not None:
+            learn_arrival(request.flow.arrivals, request.recv_ns, request.frame.t_ns, polled)
+
+
+def learn_arrival(arrivals: ArrivalPredictor, recv_ns: int, t_ns: int, polled: bool) -> None:
+    """A flow's request, sent at ``t_ns`` by its own clock and read at ``recv_ns``:
+    the send time is used if plausible; how long requests take from it to the
+    socket is learnt apart, from requests read while polling (their read times are
+    exact)."""
+    sent = t_ns if recv_ns - PLAUSIBLE_SEND_NS < t_ns <= recv_ns else recv_ns
+    if polled:
+        arrivals.reached(recv_ns - sent)
+    arrivals.arrived(sent)

@@ -31,6 +31,7 @@ from netlab.agent.requests import FlowState
 from netlab.agent.stats import LatencyStats
 
 if TYPE_CHECKING:
+    from netlab.agent.lane import FastLane
     from netlab.agent.policies.base import Policy
 
 IDLE_WAKE_S = 0.2
@@ -83,6 +84,8 @@ class WakeSchedule:
         self._wake_lateness: list[int] = []
         self._wake_lead_ns = INITIAL_WAKE_LEAD_NS
         self._scratch = LatencyStats()  # what a rehearsal records into (never reported)
+        #: the agent's fast lane: a rehearsal runs what serves the request
+        self.lane: FastLane | None = None
 
     @property
     def tracks_arrivals(self) -> bool:
@@ -160,7 +163,9 @@ class WakeSchedule:
         passes = MAX_REHEARSALS if start - self.last_forward_ns > LONG_IDLE_NS else 1
         for _ in range(passes):
             began = time.monotonic_ns()
-            if flow.last_frame:
+            if flow.last_frame and self.lane is not None and self.lane.rehearse(flow.last_frame):
+                pass
+            elif flow.last_frame:
                 frame = proto.decode(flow.last_frame)
                 out = policy.act(frame.vector.reshape(1, -1), [flow.state], False,
                                  np.array([frame.value], dtype=np.float32))

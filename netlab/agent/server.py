@@ -6,7 +6,9 @@ Each turn of the loop takes a pending reload (:mod:`~netlab.agent.reload`),
 waits (:mod:`~netlab.agent.schedule`, or plainly in epoll when neither
 warm-ups nor polling are on), reads every waiting frame
 (:mod:`~netlab.agent.transport`), admits them (:mod:`~netlab.agent.requests`)
-and answers the round (:mod:`~netlab.agent.batching`). The stats split each
+and answers the round (:mod:`~netlab.agent.batching`); when one connection
+alone is ready, its requests are answered as each is read where the fast lane
+(:mod:`~netlab.agent.lane`) can. The stats split each
 decision into sent → read (``breakdown_us.to_agent``) and read → replied
 (``in_agent``); ``--trace N`` keeps the newest N decisions' timestamps, which
 ``bench/agent.py`` joins with the flows' own.
@@ -16,11 +18,12 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from netlab.agent.batching import Batcher
+from netlab.agent.lane import FastLane
 from netlab.agent.policies.base import Policy, PolicyInfo
 from netlab.agent.polling import DEFAULT_POLL_BUDGET, MAX_POLL_BUDGET, Poller
 from netlab.agent.reload import PendingReload, Reloader
@@ -72,6 +75,9 @@ class Agent:
         self.admission = Admission(self.transport, self.counters, self.errors, self._info,
                                    track_arrivals=schedule.tracks_arrivals)
         self.batcher = Batcher(self.transport, self.stats, self.transitions, explore)
+        self.lane = FastLane(self.transport, self.stats, self.transitions)
+        self._lane_open = not explore and self.lane.serve(policy)
+        schedule.lane = self.lane
         self.started = time.time()
         self._stop = False
 
@@ -165,6 +171,11 @@ class Agent:
         def admit(conn: Connection, data: bytes, recv_ns: int) -> None:
             on_frame(conn, data, recv_ns, requests)
 
+        if len(events) == 1 and self._lane_open and self.reloader.pending is None:
+            handler = transport.handler(events[0][0])
+            if isinstance(handler, Connection):
+                self._read_in_lane(handler, polled, on_frame, requests)
+                events = []
         for fd, _ in events:
             handler = transport.handler(fd)
             if isinstance(handler, Connection):
@@ -181,11 +192,27 @@ class Agent:
                 self.schedule.last_forward_ns = self.batcher.last_reply_ns
                 learn_arrivals(requests, polled)
 
+    def _read_in_lane(self, conn: Connection, polled: bool,
+                      on_frame: Callable[[Connection, bytes, int, list[Request]], None],
+                      requests: list[Request]) -> None:
+        """Read ``conn``; each frame the lane takes is answered before the next read,
+        the rest are admitted for the round as usual."""
+        lane = self.lane
+
+        def answer_or_admit(conn: Connection, data: bytes, recv_ns: int) -> None:
+            if requests or not lane.answer(conn, data, recv_ns, polled):
+                on_frame(conn, data, recv_ns, requests)
+            elif self.schedule is not None:
+                self.schedule.last_forward_ns = lane.last_reply_ns
+
+        self.transport.read(conn, answer_or_admit, time.monotonic_ns)
+
     def _take_reload(self) -> None:
         pending = self.reloader.take(self.policy, self.flows(), self.counters["decisions"])
         if pending is None:
             return
         self.policy = pending.policy
         self.source = pending.source
+        self._lane_open = not self.explore and self.lane.serve(self.policy)
         self.counters["reloads"] += 1
         pending.done.set()

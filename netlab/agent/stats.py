@@ -19,7 +19,8 @@ _EDGES_US: list[float] = [float(x) for x in np.logspace(0, 7, 71)]
 RECENT = 1 << 16
 COUNTERS = ("decisions", "batches", "max_batch", "server_misses", "dropped_replies",
             "connections", "hellos", "byes", "warmups", "reloads", "spins", "spin_hits",
-            "spins_skipped", "timed_wakes", "refused_connections", "refused_flows")
+            "spins_skipped", "timed_wakes", "refused_connections", "refused_flows",
+            "lane_answers")
 TRACE_FIELDS = ["flow", "seq", "sent_ns", "recv_ns", "reply_ns"]
 
 

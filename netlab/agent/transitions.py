@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,17 @@ class TransitionBuffer:
             rows["obs"][idx] = obs
             rows["action"][idx] = actions
             self._advance(n)
+
+    def append_one(self, flow: int, seq: int, t_request: int, t_reply: int, reward: float,
+                   done: int, log_prob: float, value: float, obs: Sequence[float],
+                   action: Sequence[float]) -> None:
+        """One decision's row from Python values (the agent's fast lane)."""
+        if self.capacity == 0:
+            return
+        with self._lock:
+            self._rows[(self._start + self._count) % self.capacity] = (
+                flow, seq, t_request, t_reply, reward, done, log_prob, value, obs, action)
+            self._advance(1)
 
     def _append_rows(self, end: int, n: int, flows: Any, seqs: Any, t_request: Any,
                      t_reply: int, rewards: Any, dones: Any, log_prob: Any, value: Any,

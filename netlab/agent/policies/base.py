@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 
 RecurrentState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [hidden]
 FloatArray = npt.NDArray[np.float32]
+#: (actions in physical units, log-probability, value or NaN) of one deterministic
+#: decision, in Python floats
+SingleDecision = tuple[list[float], float, float]
 
 
 @dataclass
@@ -69,6 +73,11 @@ def milliseconds(metadata: dict[str, Any], key: str) -> float | None:
 
 class Policy(ABC):
     info: PolicyInfo
+    #: One flow's deterministic decision from its raw observation floats, past numpy
+    #: and torch where the policy can (a small stateless MLP): the agent answers a
+    #: lone request through it as soon as it is read (:mod:`netlab.agent.lane`).
+    #: None: every decision goes through :meth:`act`.
+    single: Callable[[Sequence[float]], SingleDecision] | None = None
 
     @abstractmethod
     def act(self, observations: FloatArray, states: list[RecurrentState | None],

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ from netlab.agent.policies.base import (
     PolicyInfo,
     PolicyOutput,
     RecurrentState,
+    SingleDecision,
     TorchPolicy,
     parameter_count,
     stack_states,
@@ -160,6 +161,20 @@ class ObservationTransform:
             self.unit = float(spec.get("unit", 1e6))
         elif self.kind != "identity":
             raise SpecError(f"observation.type: identity, affine or opennetlab, got {self.kind!r}")
+        #: one raw observation in Python floats → normalised, for a single decision
+        self.one: Callable[[Sequence[float]], list[float]] = self._one()
+
+    def _one(self) -> Callable[[Sequence[float]], list[float]]:
+        """:meth:`numpy` for one row of Python floats (float64, as there)."""
+        if self.kind == "opennetlab":
+            if self.states == 1:
+                return self._onl_row
+            return lambda row: [x for i in range(0, len(row), 4)
+                                for x in self._onl_row(row[i:i + 4])]
+        if self.kind == "affine":
+            means, scales = self.mean.tolist(), self.scale.tolist()
+            return lambda row: [(v - m) / s for v, m, s in zip(row, means, scales, strict=True)]
+        return list
 
     def __call__(self, raw: FloatArray) -> torch.Tensor:
         return torch.from_numpy(self.numpy(raw))
@@ -190,7 +205,7 @@ class ObservationTransform:
             out = out.reshape(len(raw), -1)
         return out.astype(np.float32)
 
-    def _onl_row(self, row: list[float]) -> list[float]:
+    def _onl_row(self, row: Sequence[float]) -> list[float]:
         """One row of the ``opennetlab`` transform in float64 scalars: a handful of
         rows costs a dozen numpy calls otherwise, each more than the arithmetic."""
         low, high, unit = self.low, self.high, self.unit
@@ -329,6 +344,10 @@ class SpecPolicy(TorchPolicy):
         self.numpy_forward: NumpyActorCritic | None = None
         if isinstance(self.model, MlpActorCritic):
             self.numpy_forward = NumpyActorCritic(self.model.actor, self.model.critic)
+        self._mean_log_prob = _mean_log_prob(action_size, self.std)
+        if (self.numpy_forward is not None and self.to_action.one is not None
+                and self.observe.one is not None):
+            self.single = self._single
         self.hidden = None
         if isinstance(self.model, LstmActorCritic):
             self.hidden = self.model.hidden
@@ -353,10 +372,13 @@ class SpecPolicy(TorchPolicy):
     def act(self, observations: FloatArray, states: list[RecurrentState | None],
             explore: bool, rewards: FloatArray | None = None) -> PolicyOutput:
         new_states: list[RecurrentState | None] = [None] * len(states)
+        if len(observations) == 1 and not explore and self.single is not None:
+            actions, log_prob, one_value = self.single(observations[0].tolist())
+            return PolicyOutput(np.array([actions], dtype=np.float32),
+                                np.array([log_prob], dtype=np.float32),
+                                np.array([one_value], dtype=np.float32), new_states)
         if self.numpy_forward is not None:  # small MLPs: numpy (policies.numpy_mlp)
             x = self.observe.numpy(observations)
-            if len(x) == 1 and not explore and self.to_action.one is not None:
-                return self._act_one(x, new_states)
             out, value = self.numpy_forward(x)
             return finish_actions(out, value, explore, self.std, self.to_action, new_states)
         with torch.inference_mode():
@@ -372,16 +394,15 @@ class SpecPolicy(TorchPolicy):
                                   None if value_t is None else value_t.numpy(), explore,
                                   self.std, self.to_action, new_states)
 
-    def _act_one(self, x: FloatArray, states: list[RecurrentState | None]) -> PolicyOutput:
-        """One flow's deterministic decision (the agent's usual request) as
-        :func:`finish_actions` makes it, in Python floats past the forward pass:
-        three small arrays instead of a dozen numpy calls."""
+    def _single(self, raw: Sequence[float]) -> SingleDecision:
+        """One flow's deterministic decision from its raw observation, in Python floats
+        from end to end (normalise, :meth:`NumpyActorCritic.one`, map to actions):
+        what :func:`finish_actions` gives for a batch of one."""
         assert self.numpy_forward is not None and self.to_action.one is not None
-        outs, value = self.numpy_forward.one(x)
-        return PolicyOutput(np.array([self.to_action.one(outs)], dtype=np.float32),
-                            np.array([_mean_log_prob(len(outs), self.std)], dtype=np.float32),
-                            np.array([math.nan if value is None else value], dtype=np.float32),
-                            states)
+        assert self.observe.one is not None
+        outs, value = self.numpy_forward.one(self.observe.one(raw))
+        return (self.to_action.one(outs), self._mean_log_prob,
+                math.nan if value is None else value)
 
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)

@@ -55,8 +55,9 @@ def test_actor_and_critic_share_one_chain_where_they_can() -> None:
 
 
 def test_one_row_in_python_floats_matches_the_batched_pass() -> None:
-    """``one`` (the agent's single decision) gives what the array path gives, sigmoid
-    tails included (a large negative logit must not overflow ``math.exp``)."""
+    """``one`` (the agent's single decision, through the row chain's buffers) gives
+    what the array path gives, sigmoid tails included (a large negative logit must
+    not overflow ``math.exp``), call after call."""
     rng = np.random.default_rng(3)
     for model in _models():
         forward = NumpyActorCritic(model.actor, model.critic)
@@ -64,7 +65,7 @@ def test_one_row_in_python_floats_matches_the_batched_pass() -> None:
         for scale in (1.0, 1e3):
             obs = (rng.normal(0, scale, (1, size))).astype(np.float32)
             out, value = forward(obs)
-            outs, one_value = forward.one(obs)
+            outs, one_value = forward.one(obs[0].tolist())
             np.testing.assert_allclose(outs, out[0], rtol=1e-6, atol=1e-7)
             if value is None:
                 assert one_value is None
@@ -72,11 +73,14 @@ def test_one_row_in_python_floats_matches_the_batched_pass() -> None:
                 assert one_value == pytest.approx(float(value[0, 0]), rel=1e-6, abs=1e-7)
 
 
-@pytest.mark.parametrize("action", [{"type": "log", "low": 0.01, "high": 8.0, "unit": 1e6},
-                                    {"type": "linear", "low": [1.0], "high": [5.0]},
-                                    {"type": "identity"}])
-def test_a_single_deterministic_decision_is_the_batch_decision(action: dict[str, object]
-                                                               ) -> None:
+@pytest.mark.parametrize(("action", "observation"), [
+    ({"type": "log", "low": 0.01, "high": 8.0, "unit": 1e6},
+     {"type": "opennetlab", "low": 0.01, "high": 8.0, "unit": 1e6}),
+    ({"type": "linear", "low": [1.0], "high": [5.0]},
+     {"type": "affine", "mean": [0.5, -1.0, 0.0, 2.0], "scale": [2.0, 0.5, 1.0, 4.0]}),
+    ({"type": "identity"}, {"type": "identity"})])
+def test_a_single_deterministic_decision_is_the_batch_decision(
+        action: dict[str, object], observation: dict[str, object]) -> None:
     """SpecPolicy's one-flow path (Python floats past the forward pass) answers as
     the batch path does for the same row: actions, log-probability and value."""
     from netlab.agent.policies.spec import make_checkpoint
@@ -88,10 +92,12 @@ def test_a_single_deterministic_decision_is_the_batch_decision(action: dict[str,
                                         model_spec={"type": "mlp", "actor": [32, 16],
                                                     "critic": [32, 16], "activation": "relu",
                                                     "output": "sigmoid"},
-                                        action=action))
+                                        action=action, observation=observation))
+    assert policy.single is not None
     rng = np.random.default_rng(4)
     for _ in range(20):
-        obs = rng.normal(0, 3, (2, 4)).astype(np.float32)
+        obs = np.abs(rng.normal(0, 3, (2, 4))).astype(np.float32) * (
+            1e6 if observation["type"] == "opennetlab" else 1)
         batch = policy.act(obs, [None, None], explore=False)
         one = policy.act(obs[:1], [None], explore=False)
         for got, want in ((one.actions, batch.actions[:1]), (one.value, batch.value[:1]),
@@ -99,3 +105,6 @@ def test_a_single_deterministic_decision_is_the_batch_decision(action: dict[str,
             assert got.dtype == np.float32 and got.shape == want.shape
             # a 1-row product and a 2-row one sum in other orders: float32 rounding
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        actions, log_prob, value = policy.single(obs[0].tolist())  # what the lane sends
+        assert np.array_equal(np.float32([*actions, log_prob, value]),
+                              [*one.actions[0], one.log_prob[0], one.value[0]])
