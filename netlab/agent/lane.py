@@ -8,8 +8,8 @@ and no exploration, such a request skips the general path: no ``Frame``,
 ``struct``, checked as :func:`endpoints.agent_protocol.decode` and
 :mod:`netlab.agent.requests` check them, the policy runs on Python floats and
 the reply is packed and sent before the connection is read again. Recording
-(latency stats, the transition ring, arrival times) follows the reply, as in
-:mod:`netlab.agent.batching`.
+(latency stats, the transition ring, arrival times) follows every reply of the
+wake-up, as in :mod:`netlab.agent.batching`.
 
 Measured in the lab where it matters (8 RTC flows at 50 Hz, OpenNetLab's
 model, ``bench/agent_lab.py``): the general path took read → replied p50 65 µs,
@@ -53,6 +53,7 @@ class FastLane:
         self.stats = stats
         self.transitions = transitions
         self.last_reply_ns = 0
+        self._answered: list[tuple[Answer, bytes, int, int]] = []
         self._single: Callable[[Sequence[float]], SingleDecision] | None = None
         self._frame_size = 0
         self._unpack_observation = struct.Struct("<0f").unpack_from
@@ -101,29 +102,38 @@ class FastLane:
             reply = proto.encode(proto.Kind.ACTION, flow, seq, t_ns, actions, value=value)
         return state, header, values, decision, reply
 
-    def answer(self, conn: Connection, data: bytes, recv_ns: int, polled: bool) -> bool:
-        """Answer ``data`` now if the lane may (see :meth:`compute`); whether it did."""
+    def answer(self, conn: Connection, data: bytes, recv_ns: int) -> bool:
+        """Answer ``data`` now if the lane may (see :meth:`compute`); whether it did.
+        What happened is recorded by :meth:`record`, once the wake-up's replies are out."""
         found = self.compute(conn.flows, data)
         if found is None:
             return False
-        state, (_, _, flags, flow, seq, _, t_ns, reward), values, decision, reply = found
-        actions, log_prob, value = decision
+        state = found[0]
         assert state is not None
-        state.last_seq = seq
-        self.transport.send(conn, reply)
-        reply_ns = self.last_reply_ns = time.monotonic_ns()
-        # after the reply is out
-        state.decisions += 1
-        stats = self.stats
-        stats.decision(flow, seq, t_ns, recv_ns, reply_ns)
-        stats.batch(1)
-        stats.counters["lane_answers"] += 1
-        self.transitions.append_one(flow, seq, t_ns, reply_ns, reward, flags & proto.FLAG_DONE,
-                                    log_prob, value, values, actions)
-        if state.arrivals is not None:
-            state.last_frame = data
-            learn_arrival(state.arrivals, recv_ns, t_ns, polled)
+        state.last_seq = found[1][4]
+        self.transport.send(conn, found[4])
+        self.last_reply_ns = time.monotonic_ns()
+        self._answered.append((found, data, recv_ns, self.last_reply_ns))
         return True
+
+    def record(self, polled: bool) -> None:
+        """Latency stats, transitions and arrival times of the answers since the last
+        call (as :mod:`netlab.agent.batching` records a round)."""
+        stats, transitions = self.stats, self.transitions
+        for found, data, recv_ns, reply_ns in self._answered:
+            state, (_, _, flags, flow, seq, _, t_ns, reward), values, decision, _ = found
+            assert state is not None
+            actions, log_prob, value = decision
+            state.decisions += 1
+            stats.decision(flow, seq, t_ns, recv_ns, reply_ns)
+            stats.batch(1)
+            stats.counters["lane_answers"] += 1
+            transitions.append_one(flow, seq, t_ns, reply_ns, reward, flags & proto.FLAG_DONE,
+                                   log_prob, value, values, actions)
+            if state.arrivals is not None:
+                state.last_frame = data
+                learn_arrival(state.arrivals, recv_ns, t_ns, polled)
+        self._answered.clear()
 
     def rehearse(self, data: bytes) -> bool:
         """Serve ``data`` without sending or keeping anything; False if the lane

@@ -7,8 +7,8 @@ waits (:mod:`~netlab.agent.schedule`, or plainly in epoll when neither
 warm-ups nor polling are on), reads every waiting frame
 (:mod:`~netlab.agent.transport`), admits them (:mod:`~netlab.agent.requests`)
 and answers the round (:mod:`~netlab.agent.batching`); when one connection
-alone is ready, its requests are answered as each is read where the fast lane
-(:mod:`~netlab.agent.lane`) can. The stats split each
+or a few are ready, their requests are answered as each is read where the fast
+lane (:mod:`~netlab.agent.lane`) can. The stats split each
 decision into sent → read (``breakdown_us.to_agent``) and read → replied
 (``in_agent``); ``--trace N`` keeps the newest N decisions' timestamps, which
 ``bench/agent.py`` joins with the flows' own.
@@ -38,6 +38,13 @@ from netlab.agent.schedule import (
 from netlab.agent.stats import ServingStats
 from netlab.agent.transitions import TransitionBuffer
 from netlab.agent.transport import Connection, Transport
+
+#: Up to this many connections ready at once are read and answered one request at
+#: a time in the fast lane; more are batched (one forward pass for all). With
+#: OpenNetLab's model a lone lane answer takes ~15–20 µs hot and a batched round
+#: of 8 ~70 µs (``bench/agent_profile.py``), so below this the last reply of the
+#: wake-up is out about when a batch's would be, and the first ones much sooner.
+LANE_MAX_READY = 4
 
 
 class Agent:
@@ -171,15 +178,15 @@ class Agent:
         def admit(conn: Connection, data: bytes, recv_ns: int) -> None:
             on_frame(conn, data, recv_ns, requests)
 
-        if len(events) == 1 and self._lane_open and self.reloader.pending is None:
-            handler = transport.handler(events[0][0])
-            if isinstance(handler, Connection):
-                self._read_in_lane(handler, polled, on_frame, requests)
-                events = []
+        lane = (self._lane_open and len(events) <= LANE_MAX_READY
+                and self.reloader.pending is None)
         for fd, _ in events:
             handler = transport.handler(fd)
             if isinstance(handler, Connection):
-                transport.read(handler, admit, time.monotonic_ns)
+                if lane:
+                    self._read_in_lane(handler, on_frame, requests)
+                else:
+                    transport.read(handler, admit, time.monotonic_ns)
             elif handler == "listen":
                 transport.accept()
             elif handler == "wake":
@@ -191,16 +198,19 @@ class Agent:
             if self.schedule is not None:
                 self.schedule.last_forward_ns = self.batcher.last_reply_ns
                 learn_arrivals(requests, polled)
+        if lane:
+            self.lane.record(polled)
 
-    def _read_in_lane(self, conn: Connection, polled: bool,
+    def _read_in_lane(self, conn: Connection,
                       on_frame: Callable[[Connection, bytes, int, list[Request]], None],
                       requests: list[Request]) -> None:
-        """Read ``conn``; each frame the lane takes is answered before the next read,
-        the rest are admitted for the round as usual."""
+        """Read ``conn``; each frame the lane takes is answered before the next read
+        until one is not: from there on frames are admitted for the round as usual
+        (so a flow's requests are answered in order)."""
         lane = self.lane
 
         def answer_or_admit(conn: Connection, data: bytes, recv_ns: int) -> None:
-            if requests or not lane.answer(conn, data, recv_ns, polled):
+            if requests or not lane.answer(conn, data, recv_ns):
                 on_frame(conn, data, recv_ns, requests)
             elif self.schedule is not None:
                 self.schedule.last_forward_ns = lane.last_reply_ns

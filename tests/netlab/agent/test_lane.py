@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from endpoints import agent_protocol as proto
 from endpoints.agent_client import AgentClient
 from netlab.agent.checkpoints import load_policy
 from netlab.agent.client import ControlClient
+from netlab.agent.server import LANE_MAX_READY, Agent
 from tests.netlab.agent.conftest import ONL_CHECKPOINT, RunningAgent
 
 
@@ -105,3 +108,47 @@ def test_an_exploring_agent_samples_on_the_general_path(
     assert len(actions) > 1  # sampled, not the mean
     stats = ControlClient(agent.control).stats()
     assert stats["decisions"] == 10 and stats["lane_answers"] == 0
+
+
+def _ready_agent(tmp_path: Path, connections: int) -> tuple[Agent, list[socket.socket]]:
+    """An agent driven by hand (no serving thread): ``connections`` flows said HELLO
+    and were accepted; each has one OBSERVE waiting."""
+    agent = Agent(load_policy(ONL_CHECKPOINT), tmp_path / "a.sock", warm="off")
+    epoll = agent.transport.start()
+    socks = []
+    for flow in range(1, connections + 1):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sock.connect(str(agent.socket_path))
+        sock.settimeout(5)
+        sock.send(proto.hello(flow, "rtc-onl4", 4, 1))
+        socks.append(sock)
+    for _ in range(3):  # accept, then the HELLOs
+        agent._dispatch(epoll.poll(0.5), polled=False)
+    for sock in socks:
+        assert proto.decode(sock.recv(proto.MAX_FRAME)).kind is proto.Kind.HELLO_OK
+    for flow, sock in enumerate(socks, start=1):
+        sock.send(proto.observe(flow, 1, 0, [1e6, 20.0 * flow, 0.01, 1e6]))
+    return agent, socks
+
+
+@pytest.mark.parametrize("ready", [2, LANE_MAX_READY, LANE_MAX_READY + 1])
+def test_a_few_ready_connections_are_answered_in_the_lane_more_are_batched(
+        tmp_path: Path, ready: int) -> None:
+    agent, socks = _ready_agent(tmp_path, ready)
+    try:
+        events = agent.transport.epoll.poll(0.5)  # type: ignore[union-attr]
+        assert len(events) == ready
+        agent._dispatch(events, polled=False)
+        for flow, sock in enumerate(socks, start=1):
+            reply = proto.decode(sock.recv(proto.MAX_FRAME))
+            assert (reply.kind, reply.flow, reply.seq) == (proto.Kind.ACTION, flow, 1)
+        counters = agent.counters
+        assert counters["decisions"] == ready
+        lane = ready <= LANE_MAX_READY
+        assert counters["lane_answers"] == (ready if lane else 0)
+        assert counters["max_batch"] == (1 if lane else ready)
+        assert len(agent.transitions) == ready
+    finally:
+        for sock in socks:
+            sock.close()
+        agent.transport.close()
