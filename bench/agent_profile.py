@@ -5,9 +5,11 @@ Sections (``--only``, comma-separated; all by default):
 * ``forward``: one decision's compute in this process, hot (back to back) and
   cold (after ``--gap-ms`` asleep, as at a flow's rate), at batch 1/8/32.
   OpenNetLab (22 k parameters): torch eager, a frozen TorchScript module,
-  numpy with actor and critic as two chains, numpy as one chain (the agent's),
-  the whole ``policy.act`` (normalise, forward, actions), and ``serve`` (decode
-  + act + encode, the agent's per-request work without the socket).
+  numpy with actor and critic as two chains, numpy as one chain (the agent's
+  batches), the whole ``policy.act`` (normalise, forward, actions), and
+  ``serve`` (decode + act + encode, the agent's general per-request work without
+  the socket); at batch 1 also the row chain (one row in preallocated buffers)
+  and the fast lane's whole compute (unpack, ``Policy.single``, pack).
   mvfst-sized (``--model mvfst-sized``): ``act`` on the CPU, and with
   ``--device cuda`` eager CUDA and the captured graphs (``netlab.agent.device``).
 * ``batching``: 8 requests in one forward pass against 8 passes, hot and cold.
@@ -82,8 +84,12 @@ def onl_variants(batch: int) -> dict[str, Callable[[], object]]:
 
     from endpoints import agent_protocol as proto
     from netlab.agent.checkpoints import load_policy
+    from netlab.agent.lane import FastLane
     from netlab.agent.policies.numpy_mlp import layers_of, run
     from netlab.agent.policies.spec import MlpActorCritic, SpecPolicy
+    from netlab.agent.stats import ServingStats
+    from netlab.agent.transitions import TransitionBuffer
+    from netlab.agent.transport import Transport
 
     policy = load_policy(agent_bench.ONL)
     assert isinstance(policy, SpecPolicy) and isinstance(policy.model, MlpActorCritic)
@@ -115,11 +121,20 @@ def onl_variants(batch: int) -> dict[str, Callable[[], object]]:
         return [proto.encode(proto.Kind.ACTION, d.flow, d.seq, d.t_ns, out.actions[i],
                              value=float(out.value[i])) for i, d in enumerate(decoded)]
 
-    return {"torch eager": eager, "torch.jit frozen": jit,
-            "numpy, two chains": lambda: (run(actor, obs), run(critic, obs)),
-            "numpy, one chain": lambda: fused(obs),
-            "policy.act": lambda: policy.act(raw, list(states), False),
-            "serve (decode+act+encode)": serve}
+    variants: dict[str, Callable[[], object]] = {
+        "torch eager": eager, "torch.jit frozen": jit,
+        "numpy, two chains": lambda: (run(actor, obs), run(critic, obs)),
+        "numpy, one chain": lambda: fused(obs),
+        "policy.act": lambda: policy.act(raw, list(states), False),
+        "serve (decode+act+encode)": serve}
+    if batch == 1:  # the fast lane's own path (netlab.agent.lane): one request only
+        lane = FastLane(Transport(Path(tempfile.gettempdir()) / "unused.sock", {}, {}),
+                        ServingStats(0.001), TransitionBuffer(4, 1, 16))
+        assert lane.serve(policy)
+        row = obs[0].tolist()
+        variants["numpy, row chain"] = lambda: fused.one(row)
+        variants["lane (unpack+single+pack)"] = lambda: lane.compute(None, frames[0])
+    return variants
 
 
 def mvfst_variants(batch: int, device: str, workdir: Path) -> dict[str, Callable[[], object]]:
