@@ -205,6 +205,8 @@ def agent_command(agent: Agent, socket_path: Path, control: Path, directory: Pat
         argv += ["--checkpoint", checkpoint]
     if explore:
         argv.append("--explore")  # fine-tuning samples actions (netlab.learning.labs)
+    if agent.poll_share > 0:
+        argv += ["--poll-budget", f"{agent.poll_share:g}"]
     return argv
 
 

@@ -109,8 +109,9 @@ def summarise(scenario: Scenario, source: str) -> str:
     for index, agent in enumerate(scenario.agents):
         label = "  agents  " if index == 0 else "          "
         checkpoint = agent.checkpoint or "initial policy"
+        poll = f", polls {agent.poll_share:.0%} of a core" if agent.poll_share else ""
         lines.append(
             f"{label}{agent.host}  checkpoint {checkpoint}, deadline "
-            f"{format_duration(agent.deadline_s)}, fallback {agent.fallback}"
+            f"{format_duration(agent.deadline_s)}, fallback {agent.fallback}{poll}"
         )
     return "\n".join(lines)

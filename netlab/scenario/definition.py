@@ -37,6 +37,7 @@ from netlab.scenario.values import (
     LAB_NAME,
     LINK_NAME,
     PERCENT,
+    POLL_SHARE,
     POSITIVE_DURATION,
     QUEUE,
     RATE,
@@ -193,8 +194,12 @@ AGENT = Record(
                         description="where the policy runs: cuda serves through captured "
                                     "CUDA graphs, and falls back to cpu (printed, and in "
                                     "results agents[].device) where there is no GPU"),
+        "poll": Entry(POLL_SHARE, default=0.0, default_text="0%",
+                      description="share of one core the agent may busy-poll for requests "
+                                  "due soon instead of sleeping: lower latency for that CPU "
+                                  "time (netlab agent serve --poll-budget)"),
     },
-    "agent options (checkpoint, deadline, fallback, device)",
+    "agent options (checkpoint, deadline, fallback, device, poll)",
     null_is_empty=True,
 )
 AGENTS = MapOf(

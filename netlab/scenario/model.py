@@ -98,6 +98,7 @@ class Agent:
     deadline_s: float = 0.001
     fallback: str = "keep"
     device: str = "cpu"  # where the forward pass runs: cpu, or cuda (graphs; else cpu)
+    poll_share: float = 0.0  # of one core, for busy-polling (netlab.agent.polling)
 
 
 @dataclass(frozen=True)

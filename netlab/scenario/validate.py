@@ -428,7 +428,7 @@ class _Checker:
             if checkpoint is not None:
                 checkpoint = self.ctx.located(checkpoint)
             agents.append(Agent(host, checkpoint, deadline, fallback,
-                                options.text("device") or "cpu"))
+                                options.text("device") or "cpu", options.number("poll") or 0.0))
         return agents
 
     # ----------------------------------------------------------------- subnet

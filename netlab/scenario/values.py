@@ -131,6 +131,12 @@ QUEUE = Unit(units.QUEUE_EXPECTED, units.parse_queue_limit, units.QUEUE_PATTERN,
              ("100pkt", "64kB", "150KiB"), limit=_queue_limit)
 PERCENT = Unit(units.PERCENT_EXPECTED, units.parse_percent, units.PERCENT_PATTERN,
                ("0.5%", "2%"))
+#: netlab.agent.polling.MAX_POLL_BUDGET (this layer does not import the agent)
+MAX_POLL_SHARE = 0.5
+POLL_SHARE = Unit(units.PERCENT_EXPECTED, units.parse_percent, units.PERCENT_PATTERN,
+                  ("20%", "30%"),
+                  limit=_at_most(MAX_POLL_SHARE, "at most 50% of one core (the flows and "
+                                                 "links need the rest)"))
 
 ESTIMATOR_EXPECTED = "an estimator: gcc, policy, fixed:<rate> (e.g. fixed:2Mbit) or plugin:<path>"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,3 +126,20 @@ def test_agent_polls_for_a_periodic_flow_within_its_budget(
     # a 0.1-core bucket: at most 0.1 s of burst plus 0.1 s per second of running
     assert stats["polling"]["spin_s"] <= 0.1 + 0.1 * (elapsed + 5)
     assert stats["breakdown_us"]["to_agent"]["p50"] is not None
+
+
+def test_a_scenario_agent_poll_share_reaches_the_agent_command(tmp_path: Path) -> None:
+    """``agents.<host>.poll`` is the agent's ``--poll-budget``, within the agent's own
+    limit, and absent (no poller is built) when it is 0."""
+    from netlab.agent.lab import agent_command
+    from netlab.agent.polling import MAX_POLL_BUDGET
+    from netlab.scenario.model import Agent
+    from netlab.scenario.values import MAX_POLL_SHARE
+
+    assert MAX_POLL_SHARE == MAX_POLL_BUDGET
+    polling = agent_command(Agent("bob", None, poll_share=0.3), tmp_path / "a.sock",
+                            tmp_path / "a.ctl", tmp_path, None, seed=1)
+    assert polling[polling.index("--poll-budget") + 1] == "0.3"
+    plain = agent_command(Agent("bob", None), tmp_path / "a.sock", tmp_path / "a.ctl",
+                          tmp_path, None, seed=1)
+    assert "--poll-budget" not in plain
