@@ -133,7 +133,25 @@ PERCENT = Unit(units.PERCENT_EXPECTED, units.parse_percent, units.PERCENT_PATTER
                ("0.5%", "2%"))
 #: netlab.agent.polling.MAX_POLL_BUDGET (this layer does not import the agent)
 MAX_POLL_SHARE = 0.5
-POLL_SHARE = Unit(units.PERCENT_EXPECTED, units.parse_percent, units.PERCENT_PATTERN,
+POLL_SHARE_EXPECTED = "a share of one core such as 30%"
+
+
+def _poll_share(text: str) -> float:
+    """``'30%'`` → 0.3; a bare fraction gets the percentage it most likely means."""
+    try:
+        return units.parse_percent(text)
+    except units.UnitError:
+        try:
+            number = float(text)
+        except ValueError:
+            raise units.UnitError(POLL_SHARE_EXPECTED, repr(text)) from None
+        if 0 < number <= 1:
+            raise units.UnitError(POLL_SHARE_EXPECTED, f"{text!r} (a number without %)",
+                                  f"write {number * 100:g}% for {number:g} of a core") from None
+        raise
+
+
+POLL_SHARE = Unit(POLL_SHARE_EXPECTED, _poll_share, units.PERCENT_PATTERN,
                   ("20%", "30%"),
                   limit=_at_most(MAX_POLL_SHARE, "at most 50% of one core (the flows and "
                                                  "links need the rest)"))
