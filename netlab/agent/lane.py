@@ -37,7 +37,7 @@ from netlab.agent.transitions import TransitionBuffer
 from netlab.agent.transport import Connection, Transport
 
 _HEADER = proto.HEADER
-_OBSERVE, _ACTION, _VERSION = int(proto.Kind.OBSERVE), int(proto.Kind.ACTION), proto.VERSION
+_OBSERVE, _VERSION = int(proto.Kind.OBSERVE), proto.VERSION
 #: (the flow, or None when rehearsing; the unpacked header; the observation; the
 #: decision; the reply frame)
 Answer = tuple[FlowState | None, tuple[int, int, int, int, int, int, int, float],
@@ -48,29 +48,26 @@ class FastLane:
     """Answers a lone request of a plain deterministic policy (see the module docstring)."""
 
     def __init__(self, transport: Transport, stats: ServingStats,
-                 transitions: TransitionBuffer) -> None:
+                 transitions: TransitionBuffer, explore: bool = False) -> None:
         self.transport = transport
         self.stats = stats
         self.transitions = transitions
+        self.explore = explore  # an exploring agent samples: never the lane's mean
         self.last_reply_ns = 0
         self._answered: list[tuple[Answer, bytes, int, int]] = []
         self._single: Callable[[Sequence[float]], SingleDecision] | None = None
         self._frame_size = 0
         self._unpack_observation = struct.Struct("<0f").unpack_from
-        self._pack_action = struct.Struct("<0f").pack
-        self._action_size = 0
 
     def serve(self, policy: Policy) -> bool:
         """Take ``policy`` (after a start or a reload); whether the lane can serve it."""
-        self._single = policy.single
-        obs_size, action_size = policy.info.obs_size, policy.info.action_size
-        if self._single is None or obs_size > proto.SMALL_VECTOR:
-            self._single = None
+        obs_size = policy.info.obs_size
+        self._single = None
+        if self.explore or policy.single is None or obs_size > proto.SMALL_VECTOR:
             return False
+        self._single = policy.single
         self._frame_size = proto.HEADER_SIZE + 4 * obs_size
         self._unpack_observation = struct.Struct(f"<{obs_size}f").unpack_from
-        self._pack_action = struct.Struct(f"<{action_size}f").pack
-        self._action_size = action_size
         return True
 
     def compute(self, conn_flows: dict[int, FlowState] | None, data: bytes) -> Answer | None:
@@ -95,11 +92,7 @@ class FastLane:
             return None
         decision = single(values)
         actions, _, value = decision
-        try:
-            reply = _HEADER.pack(_VERSION, _ACTION, 0, flow, seq, self._action_size, t_ns,
-                                 value) + self._pack_action(*actions)
-        except (struct.error, OverflowError):  # beyond float32: numpy's rules (inf)
-            reply = proto.encode(proto.Kind.ACTION, flow, seq, t_ns, actions, value=value)
+        reply = proto.encode(proto.Kind.ACTION, flow, seq, t_ns, actions, value=value)
         return state, header, values, decision, reply
 
     def answer(self, conn: Connection, data: bytes, recv_ns: int) -> bool:
@@ -116,9 +109,11 @@ class FastLane:
         self._answered.append((found, data, recv_ns, self.last_reply_ns))
         return True
 
-    def record(self, polled: bool) -> None:
+    def record(self, polled: bool) -> bool:
         """Latency stats, transitions and arrival times of the answers since the last
-        call (as :mod:`netlab.agent.batching` records a round)."""
+        call (as :mod:`netlab.agent.batching` records a round); whether there were any."""
+        if not self._answered:
+            return False
         stats, transitions = self.stats, self.transitions
         for found, data, recv_ns, reply_ns in self._answered:
             state, (_, _, flags, flow, seq, _, t_ns, reward), values, decision, _ = found
@@ -134,6 +129,7 @@ class FastLane:
                 state.last_frame = data
                 learn_arrival(state.arrivals, recv_ns, t_ns, polled)
         self._answered.clear()
+        return True
 
     def rehearse(self, data: bytes) -> bool:
         """Serve ``data`` without sending or keeping anything; False if the lane

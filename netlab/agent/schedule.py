@@ -71,7 +71,7 @@ class WakeSchedule:
     """Plans each wait of the serving loop from every flow's next expected request."""
 
     def __init__(self, counters: dict[str, int], *, warm: str, warm_interval_s: float,
-                 poller: Poller | None) -> None:
+                 poller: Poller | None, lane: FastLane | None = None) -> None:
         if warm not in WARM_MODES:
             raise ValueError(f"warm: one of {WARM_MODES}, got {warm!r}")
         self.counters = counters
@@ -85,7 +85,7 @@ class WakeSchedule:
         self._wake_lead_ns = INITIAL_WAKE_LEAD_NS
         self._scratch = LatencyStats()  # what a rehearsal records into (never reported)
         #: the agent's fast lane: a rehearsal runs what serves the request
-        self.lane: FastLane | None = None
+        self.lane = lane
 
     @property
     def tracks_arrivals(self) -> bool:
@@ -163,17 +163,15 @@ class WakeSchedule:
         passes = MAX_REHEARSALS if start - self.last_forward_ns > LONG_IDLE_NS else 1
         for _ in range(passes):
             began = time.monotonic_ns()
-            if flow.last_frame and self.lane is not None and self.lane.rehearse(flow.last_frame):
-                pass
-            elif flow.last_frame:
+            if not flow.last_frame:
+                policy.warm()
+            elif self.lane is None or not self.lane.rehearse(flow.last_frame):
                 frame = proto.decode(flow.last_frame)
                 out = policy.act(frame.vector.reshape(1, -1), [flow.state], False,
                                  np.array([frame.value], dtype=np.float32))
                 proto.encode(proto.Kind.ACTION, frame.flow, frame.seq, frame.t_ns,
                              out.actions[0], value=float(out.value[0]))
                 self._scratch.add((time.monotonic_ns() - frame.t_ns) / 1e3)
-            else:
-                policy.warm()
             took = time.monotonic_ns() - began
             if previous and took * 20 > previous * 17:  # within 15 %: as hot as it gets
                 break

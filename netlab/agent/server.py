@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,17 +74,16 @@ class Agent:
         self.transport = Transport(socket_path, self.counters, self.errors)
         self.reloader = Reloader(self.transport.wake)
         poller = Poller(poll_budget, self.counters) if poll_budget > 0 else None
+        self.lane = FastLane(self.transport, self.stats, self.transitions, explore)
+        self._lane_open = self.lane.serve(policy)
         schedule = WakeSchedule(self.counters, warm=warm, warm_interval_s=warm_interval_s or 0,
-                                poller=poller)
+                                poller=poller, lane=self.lane)
         # neither warm-ups nor polling: no schedule, the loop sleeps in epoll
         self.schedule = schedule if schedule.warm_mode != "off" or poller else None
         self.poller = poller
         self.admission = Admission(self.transport, self.counters, self.errors, self._info,
                                    track_arrivals=schedule.tracks_arrivals)
         self.batcher = Batcher(self.transport, self.stats, self.transitions, explore)
-        self.lane = FastLane(self.transport, self.stats, self.transitions)
-        self._lane_open = not explore and self.lane.serve(policy)
-        schedule.lane = self.lane
         self.started = time.time()
         self._stop = False
 
@@ -175,18 +174,21 @@ class Agent:
         transport = self.transport
         on_frame = self.admission.on_frame
 
-        def admit(conn: Connection, data: bytes, recv_ns: int) -> None:
-            on_frame(conn, data, recv_ns, requests)
-
         lane = (self._lane_open and len(events) <= LANE_MAX_READY
                 and self.reloader.pending is None)
+        answer = self.lane.answer
+
+        def admit(conn: Connection, data: bytes, recv_ns: int) -> None:
+            # in the lane each frame is answered before the next read, until one is
+            # not the lane's: from there on frames wait for the round (a flow's
+            # requests stay in order)
+            if not lane or requests or not answer(conn, data, recv_ns):
+                on_frame(conn, data, recv_ns, requests)
+
         for fd, _ in events:
             handler = transport.handler(fd)
             if isinstance(handler, Connection):
-                if lane:
-                    self._read_in_lane(handler, on_frame, requests)
-                else:
-                    transport.read(handler, admit, time.monotonic_ns)
+                transport.read(handler, admit, time.monotonic_ns)
             elif handler == "listen":
                 transport.accept()
             elif handler == "wake":
@@ -198,24 +200,9 @@ class Agent:
             if self.schedule is not None:
                 self.schedule.last_forward_ns = self.batcher.last_reply_ns
                 learn_arrivals(requests, polled)
-        if lane:
-            self.lane.record(polled)
-
-    def _read_in_lane(self, conn: Connection,
-                      on_frame: Callable[[Connection, bytes, int, list[Request]], None],
-                      requests: list[Request]) -> None:
-        """Read ``conn``; each frame the lane takes is answered before the next read
-        until one is not: from there on frames are admitted for the round as usual
-        (so a flow's requests are answered in order)."""
-        lane = self.lane
-
-        def answer_or_admit(conn: Connection, data: bytes, recv_ns: int) -> None:
-            if requests or not lane.answer(conn, data, recv_ns):
-                on_frame(conn, data, recv_ns, requests)
-            elif self.schedule is not None:
-                self.schedule.last_forward_ns = lane.last_reply_ns
-
-        self.transport.read(conn, answer_or_admit, time.monotonic_ns)
+        if lane and self.lane.record(polled) and self.schedule is not None:
+            self.schedule.last_forward_ns = max(self.schedule.last_forward_ns,
+                                                self.lane.last_reply_ns)
 
     def _take_reload(self) -> None:
         pending = self.reloader.take(self.policy, self.flows(), self.counters["decisions"])
@@ -223,6 +210,6 @@ class Agent:
             return
         self.policy = pending.policy
         self.source = pending.source
-        self._lane_open = not self.explore and self.lane.serve(self.policy)
+        self._lane_open = self.lane.serve(self.policy)
         self.counters["reloads"] += 1
         pending.done.set()

@@ -117,10 +117,11 @@ class NumpyActorCritic:
         self.out_size = self.actor[-1][0].shape[1]
         self.output = self.actor[-1][2]
         self.fused = fuse(self.actor, self.critic) if self.critic is not None else None
-        unfused = self.fused is None
+        # one row: the fused chain where there is one, else the actor's and critic's
         self._fused_row = RowChain(self.fused) if self.fused is not None else None
+        unfused = self.fused is None
         self._actor_row = RowChain(self.actor) if unfused else None
-        self._critic_row = RowChain(self.critic) if unfused and self.critic else None
+        self._critic_row = RowChain(self.critic) if unfused and self.critic is not None else None
 
     def __call__(self, x: Array) -> tuple[Array, Array | None]:
         if self.fused is None:
@@ -168,7 +169,6 @@ class RowChain:
                 buffer[0, out_size] = 1.0
             self.steps.append((previous, augmented, buffer[:, :out_size], activation))
             previous = buffer
-        self._output = previous
         self._unpack = struct.Struct(f"<{previous.shape[1]}f").unpack_from
         self._output_memory = previous.data.cast("B")
 

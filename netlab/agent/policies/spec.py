@@ -345,8 +345,7 @@ class SpecPolicy(TorchPolicy):
         if isinstance(self.model, MlpActorCritic):
             self.numpy_forward = NumpyActorCritic(self.model.actor, self.model.critic)
         self._mean_log_prob = _mean_log_prob(action_size, self.std)
-        if (self.numpy_forward is not None and self.to_action.one is not None
-                and self.observe.one is not None):
+        if self.numpy_forward is not None and self.to_action.one is not None:
             self.single = self._single
         self.hidden = None
         if isinstance(self.model, LstmActorCritic):
@@ -399,7 +398,6 @@ class SpecPolicy(TorchPolicy):
         from end to end (normalise, :meth:`NumpyActorCritic.one`, map to actions):
         what :func:`finish_actions` gives for a batch of one."""
         assert self.numpy_forward is not None and self.to_action.one is not None
-        assert self.observe.one is not None
         outs, value = self.numpy_forward.one(self.observe.one(raw))
         return (self.to_action.one(outs), self._mean_log_prob,
                 math.nan if value is None else value)
