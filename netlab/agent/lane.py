@@ -37,7 +37,7 @@ from netlab.agent.transitions import TransitionBuffer
 from netlab.agent.transport import Connection, Transport
 
 _HEADER = proto.HEADER
-_OBSERVE, _VERSION = int(proto.Kind.OBSERVE), proto.VERSION
+_OBSERVE, _ACTION, _VERSION = int(proto.Kind.OBSERVE), int(proto.Kind.ACTION), proto.VERSION
 #: (the flow, or None when rehearsing; the unpacked header; the observation; the
 #: decision; the reply frame)
 Answer = tuple[FlowState | None, tuple[int, int, int, int, int, int, int, float],
@@ -58,16 +58,20 @@ class FastLane:
         self._single: Callable[[Sequence[float]], SingleDecision] | None = None
         self._frame_size = 0
         self._unpack_observation = struct.Struct("<0f").unpack_from
+        self._pack_action = struct.Struct("<0f").pack
+        self._action_size = 0
 
     def serve(self, policy: Policy) -> bool:
         """Take ``policy`` (after a start or a reload); whether the lane can serve it."""
-        obs_size = policy.info.obs_size
+        obs_size, action_size = policy.info.obs_size, policy.info.action_size
         self._single = None
         if self.explore or policy.single is None or obs_size > proto.SMALL_VECTOR:
             return False
         self._single = policy.single
         self._frame_size = proto.HEADER_SIZE + 4 * obs_size
         self._unpack_observation = struct.Struct(f"<{obs_size}f").unpack_from
+        self._pack_action = struct.Struct(f"<{action_size}f").pack
+        self._action_size = action_size
         return True
 
     def compute(self, conn_flows: dict[int, FlowState] | None, data: bytes) -> Answer | None:
@@ -92,7 +96,12 @@ class FastLane:
             return None
         decision = single(values)
         actions, _, value = decision
-        reply = proto.encode(proto.Kind.ACTION, flow, seq, t_ns, actions, value=value)
+        try:  # packed here: proto.encode's general checks cost about 8 µs at p50 in the
+            # 8 x 50 Hz lab (read -> replied 38-42 against 46-51 µs, A/B in one hour)
+            reply = _HEADER.pack(_VERSION, _ACTION, 0, flow, seq, self._action_size, t_ns,
+                                 value) + self._pack_action(*actions)
+        except (struct.error, OverflowError):  # beyond float32: numpy's rules (inf)
+            reply = proto.encode(proto.Kind.ACTION, flow, seq, t_ns, actions, value=value)
         return state, header, values, decision, reply
 
     def answer(self, conn: Connection, data: bytes, recv_ns: int) -> bool:
